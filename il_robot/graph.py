@@ -1,0 +1,78 @@
+"""The node graph of each launch, described once.
+
+Read by launch/*.launch.py (ros2 launch, under a ROS 2 install) and by
+`il-robot launch` (pip users): same nodes, same parameter files, same launch
+arguments, no second copy of the node list. ROS-free on purpose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    default: str
+    description: str
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    executable: str                 # console script (lib/il_robot/<executable> under colcon)
+    module: str                     # python -m <module> for pip users
+    name: str                       # node name (matches the key in the parameter file)
+    params: dict[str, str] = field(default_factory=dict)  # parameter -> launch argument
+    condition: str | None = None    # launch argument that must be true to start the node
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    params_file: str                # under config/
+    arguments: tuple[Argument, ...]
+    nodes: tuple[NodeSpec, ...]
+
+    def defaults(self) -> dict[str, str]:
+        return {a.name: a.default for a in self.arguments}
+
+
+PUSHING = Graph(
+    name="pushing",
+    params_file="pushing.yaml",
+    arguments=(
+        Argument("policy", "scripted", "Policy to run (scripted, hold, tecnet, planet, ...)"),
+        Argument("model_dir", "", "Model directory of a learned policy; empty = the shipped model"),
+        Argument("demo", "['']", "Demo bag(s) for few-shot policies (a path or a YAML list)"),
+        Argument("device", "cpu", "Inference device: cpu, cuda or tensorrt"),
+        Argument("rate_hz", "20.0", "Policy control rate (Hz)"),
+        Argument("sim", "true", "Start the MuJoCo simulator (false: a real arm's driver provides the topics)"),
+        Argument("use_sim_time", "true", "Follow /clock (true with the simulator)"),
+        Argument("mode", "realtime", "Simulator mode: realtime or lockstep (deterministic, for evaluation)"),
+        Argument("sync_policy", "false", "Lockstep simulator waits for the policy at each frame"),
+        Argument("task_set", "heldout", "Task set of the first episode: train, val or heldout"),
+        Argument("task_index", "0", "Task of the first episode"),
+        Argument("seed", "0", "Episode seed of the first episode"),
+        Argument("auto_reset", "true", "Start the next episode when one ends"),
+        Argument("episode_duration", "10.0", "Episode length (s of sim time)"),
+        Argument("camera_rate", "20.0", "Camera rate (Hz)"),
+        Argument("render", "true", "Render camera images (headless, EGL)"),
+        Argument("robot_description", "", "MJCF/URDF path of the arm for dynamics; empty = built-in"),
+    ),
+    nodes=(
+        NodeSpec("sim_node", "il_robot.ros.sim_node", "sim",
+                 params={"mode": "mode", "sync_policy": "sync_policy", "task_set": "task_set",
+                         "task_index": "task_index", "seed": "seed", "auto_reset": "auto_reset",
+                         "episode_duration": "episode_duration", "camera_rate": "camera_rate",
+                         "render": "render"},
+                 condition="sim"),
+        NodeSpec("inverse_dynamics_node", "il_robot.ros.inverse_dynamics_node", "inverse_dynamics",
+                 params={"use_sim_time": "use_sim_time", "robot_description": "robot_description"}),
+        NodeSpec("policy_node", "il_robot.ros.policy_node", "policy",
+                 params={"use_sim_time": "use_sim_time", "policy": "policy", "model_dir": "model_dir",
+                         "demo": "demo", "device": "device", "rate_hz": "rate_hz",
+                         "robot_description": "robot_description"}),
+    ),
+)
+
+GRAPHS = {g.name: g for g in (PUSHING,)}

@@ -1,0 +1,95 @@
+"""Scripted pushing expert: reads the simulator's object poses, pushes the target home.
+
+Approach high, descend behind the target on the target->goal line, push with
+feedback on the line, and back off and re-approach when the object slips off
+the tool. It needs privileged state, so it runs in simulation only.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+from il_robot.policies.base import Observation, Policy, PolicyConfig, register
+from il_robot.robot.panda_like import TOOL_RADIUS
+
+Z_PUSH = 0.02     # tip height while pushing (m)
+Z_HIGH = 0.12     # tip height when travelling over objects
+PUSH_SPEED = 0.10
+TRAVEL_GAIN = 3.0
+DONE_RADIUS = 0.012
+
+
+class Phase(enum.Enum):
+    LIFT = "lift"
+    TRAVEL = "travel"
+    DESCEND = "descend"
+    PUSH = "push"
+    DONE = "done"
+
+
+@register("scripted")
+class ScriptedPusher(Policy):
+    needs_privileged = True
+
+    def __init__(self, config: PolicyConfig | None = None, push_speed: float = PUSH_SPEED):
+        self.push_speed = push_speed
+        self.reset({})
+
+    def reset(self, context: dict) -> None:
+        self.phase = Phase.LIFT
+        task = context.get("task") or {}
+        target = task.get("target") or {}
+        size = float(target.get("size", 0.03))
+        self.target_radius = size * (np.sqrt(2.0) if target.get("shape") == "box" else 1.0)
+
+    def _standoff(self) -> float:
+        return self.target_radius + TOOL_RADIUS + 0.012
+
+    def act(self, obs: Observation) -> np.ndarray:
+        if "target" not in obs.objects or "goal" not in obs.objects:
+            return np.zeros(3)
+        obj = np.asarray(obs.objects["target"][:2])
+        goal = np.asarray(obs.objects["goal"][:2])
+        tip = obs.tip
+        to_goal = goal - obj
+        dist = np.linalg.norm(to_goal)
+        if dist < DONE_RADIUS:
+            self.phase = Phase.DONE
+        elif self.phase is Phase.DONE and dist > 2 * DONE_RADIUS:
+            self.phase = Phase.LIFT
+        if self.phase is Phase.DONE:
+            return np.zeros(3)
+        d = to_goal / dist
+        behind = obj - d * self._standoff()
+
+        if self.phase is Phase.PUSH:
+            rel = obj - tip[:2]
+            along = float(np.dot(rel, d))
+            lateral = np.linalg.norm(rel - along * d)
+            if along < 0.0 or lateral > 0.6 * self.target_radius + 0.01 or along > self._standoff() + 0.05:
+                self.phase = Phase.LIFT  # slipped off or overshot: go round again
+            else:
+                contact = obj - d * (self.target_radius + TOOL_RADIUS)
+                v_xy = TRAVEL_GAIN * (contact - tip[:2]) * np.array([1.0, 1.0])
+                v_xy = v_xy - np.dot(v_xy, d) * d  # correct sideways only
+                v_xy = v_xy + self.push_speed * d
+                return np.array([*v_xy, 3.0 * (Z_PUSH - tip[2])])
+
+        if self.phase is Phase.LIFT:
+            if tip[2] >= Z_HIGH - 0.01:
+                self.phase = Phase.TRAVEL
+            else:
+                return np.array([0.0, 0.0, 4.0 * (Z_HIGH - tip[2]) + 0.05])
+        if self.phase is Phase.TRAVEL:
+            err = np.array([*(behind - tip[:2]), Z_HIGH - tip[2]])
+            if np.linalg.norm(err[:2]) < 0.008:
+                self.phase = Phase.DESCEND
+            else:
+                return TRAVEL_GAIN * err
+        # DESCEND
+        err = np.array([*(behind - tip[:2]), Z_PUSH - tip[2]])
+        if abs(err[2]) < 0.006:
+            self.phase = Phase.PUSH
+        return TRAVEL_GAIN * err

@@ -1,0 +1,226 @@
+"""Policy node: camera + joints (+ sim object poses) -> desired joint motion at control rate.
+
+Ticks on the sensor frame the policy consumes (image, or object poses for the
+scripted expert), at most `rate_hz`; every frame is answered (frames between
+ticks get the extrapolated reference) so a lockstep simulator never stalls.
+The policy is swapped through parameters: the new one is built and checked in
+the parameter callback, off the control path, then swapped between two ticks;
+a failed build is refused with its reason and the old policy keeps running.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+import numpy as np
+from geometry_msgs.msg import PoseArray, TwistStamped
+from rcl_interfaces.msg import SetParametersResult
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+
+from il_robot import topics
+from il_robot.policies.base import Observation, PolicyConfig, PolicyLoadError, available, make_policy
+from il_robot.robot import panda_like
+from il_robot.robot.joint_order import JointInputError, JointOrder
+from il_robot.robot.model import RobotModel, RobotModelError
+from il_robot.robot.resolved_rate import ResolvedRateController
+from il_robot.ros import conversions as conv
+from il_robot.ros.latest_message import LatestMessage
+from il_robot.ros.params import declare
+from il_robot.ros.runner import run_node
+
+POLICY_PARAMS = ("policy", "model_dir", "demo", "device")
+DEVICES = ("cpu", "cuda", "tensorrt")
+
+
+class PolicyNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("policy", **kwargs)
+        self.policy_name = declare(self, "policy", "scripted", "Policy to run: " + ", ".join(available()))
+        self.model_dir = declare(self, "model_dir", "", "Model directory (ONNX + metadata); '' = shipped default")
+        self.demos = declare(self, "demo", [""], "Demo bag(s) conditioning a few-shot policy")
+        self.device = declare(self, "device", "cpu", "Inference device", choices=DEVICES)
+        self.rate_hz = declare(self, "rate_hz", 20.0, "Control rate (Hz)", float_range=(1.0, 100.0))
+        description = declare(self, "robot_description", "",
+                              "MJCF/URDF path or XML for kinematics; '' = built-in arm", read_only=True)
+        max_speed = declare(self, "max_tip_speed", 0.3, "Tool tip speed limit (m/s)", float_range=(0.01, 1.0))
+        desired_topic = declare(self, "desired_topic", topics.DESIRED_MOTION, "Desired motion output",
+                                read_only=True)
+
+        self.robot = RobotModel.load(description, list(panda_like.JOINT_NAMES))
+        self.order = JointOrder(self.robot.joint_names)
+        self.rr = ResolvedRateController(self.robot, max_speed=max_speed)
+        self.policy = self._build(self.policy_name, self._config())
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._lock = threading.Lock()   # policy object, swap, episode context
+        self._image: np.ndarray | None = None
+        self._objects: dict[str, np.ndarray] = {}
+        self._last_tick = -np.inf
+        self._last_answer = -np.inf
+        self.ticks = 0
+        self.swaps = 0
+        self._episode: dict = {}
+        self._last_desired: JointTrajectory | None = None
+
+        # Frames are handled on a node of their own, spun in its own thread: a policy
+        # being built in this node's parameter callback never delays a tick.
+        self.control_node = rclpy.create_node(f"{self.get_name()}_control", namespace=self.get_namespace(),
+                                              context=self.context, use_global_arguments=False,
+                                              start_parameter_services=False)
+        control = self.control_node
+        self.pub_desired = control.create_publisher(JointTrajectory, desired_topic, 10)
+        self.pub_action = control.create_publisher(TwistStamped, topics.TIP_VELOCITY, 10)
+        self.joint_states = LatestMessage(self, JointState, topics.JOINT_STATES)
+        control.create_subscription(Image, topics.IMAGE, self._on_image, qos_profile_sensor_data)
+        control.create_subscription(PoseArray, topics.OBJECT_POSES, self._on_objects, 10)
+        control.create_subscription(String, topics.EPISODE, self._on_episode,
+                                    QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.get_logger().info(f"policy '{self.policy_name}' at {self.rate_hz:g} Hz -> '{desired_topic}'")
+
+    # -- building and swapping ----------------------------------------------------------
+    def _config(self, **overrides) -> PolicyConfig:
+        values = {"model_dir": self.model_dir, "demos": [d for d in self.demos if d], "device": self.device,
+                  "rate_hz": self.rate_hz}
+        values.update(overrides)
+        return PolicyConfig(**values)
+
+    def _build(self, name: str, config: PolicyConfig):
+        policy = make_policy(name, config)
+        q = np.array(panda_like.HOME_Q)
+        tip, _ = self.robot.tip_pose(q)
+        policy.check(Observation(0.0, q, np.zeros_like(q), tip, np.zeros((64, 64, 3), np.uint8)))
+        return policy
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        changes = {p.name: p.value for p in params}
+        if "device" in changes and changes["device"] not in DEVICES:
+            return SetParametersResult(successful=False, reason=f"device must be one of {list(DEVICES)}")
+        if "rate_hz" in changes:
+            self.rate_hz = changes["rate_hz"]
+        if not any(k in changes for k in POLICY_PARAMS):
+            return SetParametersResult(successful=True)
+        name = changes.get("policy", self.policy_name)
+        config = self._config(
+            model_dir=changes.get("model_dir", self.model_dir),
+            demos=[d for d in changes.get("demo", self.demos) if d],
+            device=changes.get("device", self.device))
+        try:
+            policy = self._build(name, config)   # off the control path: the control group keeps ticking
+        except PolicyLoadError as err:
+            self.get_logger().error(f"policy swap refused, keeping '{self.policy_name}': {err}")
+            return SetParametersResult(successful=False, reason=str(err))
+        with self._lock:
+            policy.reset(self._episode)
+            self.policy, self.policy_name = policy, name
+            self.model_dir, self.device = config.model_dir, config.device
+            self.demos = changes.get("demo", self.demos)
+            self.swaps += 1
+        self.get_logger().info(f"swapped to policy '{name}'")
+        return SetParametersResult(successful=True)
+
+    # -- inputs ---------------------------------------------------------------------------
+    def _on_episode(self, msg: String) -> None:
+        try:
+            context = json.loads(msg.data)
+        except json.JSONDecodeError as err:
+            self.get_logger().error(f"ignored malformed episode description: {err}")
+            return
+        with self._lock:
+            self._episode = context
+            self.policy.reset(context)
+            self.rr.reset()
+        self._last_tick = -np.inf
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            self._image = conv.image_to_rgb(msg)
+        except ValueError as err:
+            self.get_logger().error(f"ignored camera image: {err}", throttle_duration_sec=2.0)
+            return
+        if self.policy.needs_image or not self.policy.needs_privileged:
+            self._frame(conv.from_time(msg.header.stamp))
+
+    def _on_objects(self, msg: PoseArray) -> None:
+        if len(msg.poses) >= 3:
+            xyz = [np.array([p.position.x, p.position.y, p.position.z]) for p in msg.poses[:3]]
+            self._objects = dict(zip(("target", "distractor", "goal"), xyz))
+        if not self.policy.needs_image:
+            self._frame(conv.from_time(msg.header.stamp))
+
+    # -- control ----------------------------------------------------------------------------
+    def _frame(self, t: float) -> None:
+        if t < self._last_answer:
+            return  # an old frame
+        if t == self._last_answer:
+            # Image and poses share a stamp, and a lockstep simulator re-sends an unanswered
+            # frame: answer again with the same message.
+            if self._last_desired is not None:
+                self.pub_desired.publish(self._last_desired)
+            return
+        js = self.joint_states.take()
+        if js is None:
+            self.get_logger().warning("no /joint_states yet: not acting", throttle_duration_sec=2.0)
+            return
+        try:
+            q = self.order.reorder(js.name, js.position, "joint_states.position")
+            qd = self.order.reorder(js.name, js.velocity, "joint_states.velocity")
+        except JointInputError as err:
+            self.get_logger().error(f"not acting on bad /joint_states: {err}", throttle_duration_sec=1.0)
+            return
+        period = 1.0 / self.rate_hz
+        self._last_answer = t
+        with self._lock:
+            if t - self._last_tick >= period - 1e-6:
+                self._last_tick = t
+                self._tick(t, q, qd, period)
+            else:
+                self._republish(t)
+
+    def _tick(self, t: float, q: np.ndarray, qd: np.ndarray, period: float) -> None:
+        tip, _ = self.robot.tip_pose(q)
+        obs = Observation(t, q, qd, tip, self._image, dict(self._objects))
+        try:
+            v = np.asarray(self.policy.act(obs), dtype=float)
+            if v.shape != (3,) or not np.all(np.isfinite(v)):
+                raise ValueError(f"action {v.tolist()} is not 3 finite numbers")
+        except Exception as err:  # a policy bug must not take the arm with it
+            self.get_logger().error(f"policy '{self.policy_name}' failed, holding still: {err}",
+                                    throttle_duration_sec=1.0)
+            v = np.zeros(3)
+        dm = self.rr.step(q, v, t, period)
+        self._publish_desired(dm, t)
+        self.pub_action.publish(conv.twist_stamped(v, t))
+        self.ticks += 1
+
+    def _republish(self, t: float) -> None:
+        dm = self.rr.reference_at(t)
+        if dm is not None:
+            self._publish_desired(dm, t)
+
+    def _publish_desired(self, dm, t: float) -> None:
+        self._last_desired = conv.desired_motion(self.robot.joint_names, dm.positions, dm.velocities,
+                                                 dm.accelerations, t)
+        self.pub_desired.publish(self._last_desired)
+
+
+    def extra_nodes(self) -> list:
+        return [self.control_node]
+
+    def close(self) -> None:
+        self.joint_states.destroy()
+        self.control_node.destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(PolicyNode, args, errors=(RobotModelError, PolicyLoadError, ValueError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

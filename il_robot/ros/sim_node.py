@@ -1,0 +1,288 @@
+"""Simulator node: the MuJoCo pushing world behind the same topics as a real arm.
+
+Publishes /joint_states and /clock every physics step, the camera and the
+object poses at camera rate; applies /effort_controller/commands. Two modes:
+- realtime: steps on the wall clock, applies the latest torque (like hardware);
+- lockstep: each step waits for the torque answering its joint state (and, with
+  sync_policy, for the policy's answer to each frame), so results do not depend
+  on machine speed: the evaluation mode.
+
+Physics and rendering run in one dedicated thread (the GL context belongs to
+it); ROS callbacks run in the executor thread and hand data over under a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseArray
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from il_robot import topics
+from il_robot.ros import conversions as conv
+from il_robot.ros.params import check_choices, declare
+from il_robot.ros.runner import run_node
+from il_robot.sim.tasks import GOAL_XY, TASK_SET_SIZES, make_task
+from il_robot.sim.world import PushingWorld
+
+LATCHED = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+MODES = ("realtime", "lockstep")
+RETRANSMIT = 0.25    # s (wall): lockstep re-sends an unanswered state after this
+BRAKE_DAMPING = 5.0  # N m s/rad, while no controller drives the arm
+
+
+class SimNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("sim", **kwargs)
+        self.task_set = declare(self, "task_set", "heldout", "Task set of the next reset",
+                                choices=tuple(TASK_SET_SIZES))
+        self.task_index = declare(self, "task_index", 0, "Task of the next reset", int_range=(0, 199))
+        self.seed = declare(self, "seed", 0, "Episode seed of the next reset (positions, start pose)",
+                            int_range=(0, 2**31 - 1))
+        self.mode = declare(self, "mode", "realtime", "realtime (wall clock) or lockstep (deterministic)",
+                            choices=MODES, read_only=True)
+        self.camera_rate = declare(self, "camera_rate", 20.0, "Camera and object-pose rate (Hz)",
+                                   float_range=(1.0, 100.0), read_only=True)
+        clock_rate = declare(self, "clock_rate", 100.0, "/clock publish rate (Hz); stamps stay exact",
+                             float_range=(1.0, 10000.0), read_only=True)
+        width = declare(self, "image_width", 64, "Camera image width (px)", int_range=(16, 640), read_only=True)
+        height = declare(self, "image_height", 64, "Camera image height (px)", int_range=(16, 480), read_only=True)
+        self.render_enabled = declare(self, "render", True, "Render and publish camera images", read_only=True)
+        self.episode_duration = declare(self, "episode_duration", 10.0, "Episode length (s, sim time)",
+                                        float_range=(0.5, 600.0))
+        self.auto_reset = declare(self, "auto_reset", False, "Start the next episode (seed + 1) when one ends")
+        self.sync_policy = declare(self, "sync_policy", False,
+                                   "Lockstep only: after each frame, wait for the policy's desired motion",
+                                   read_only=True)
+        self.response_timeout = declare(self, "response_timeout", 2.0,
+                                        "Lockstep: warn after waiting this long (s, wall) for an answer",
+                                        float_range=(0.01, 60.0))
+        self.command_timeout = declare(self, "command_timeout", 0.1,
+                                       "Realtime: torque older than this (s) -> brake (gravity comp + damping)",
+                                       float_range=(0.002, 5.0))
+        desired_topic = declare(self, "desired_topic", topics.DESIRED_MOTION,
+                                "Desired motion topic watched by sync_policy", read_only=True)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self.world = PushingWorld(make_task(self.task_set, self.task_index), image_size=(height, width))
+        self.n = len(self.world.joint_names)
+        self.steps_per_frame = max(1, round(1.0 / (self.camera_rate * self.world.timestep)))
+        self.steps_per_clock = max(1, round(1.0 / (clock_rate * self.world.timestep)))
+
+        self._lock = threading.Lock()        # guards the world
+        self._cv = threading.Condition()     # lockstep hand-over
+        self._tau = np.zeros(self.n)
+        self._tau_time = -np.inf             # sim time the latest torque arrived
+        self._pending = 0                    # joint states published and not yet answered
+        self._policy_stamp = -np.inf
+        self._interrupt = False
+        self._stop = False
+        self._last_sent: list = []
+        self.episode_id = 0
+        self.episode_done = False
+        self.bad_commands = 0
+
+        self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES, 10)
+        self.pub_clock = self.create_publisher(Clock, topics.CLOCK, 10)
+        self.pub_image = self.create_publisher(Image, topics.IMAGE, 10)
+        self.pub_info = self.create_publisher(CameraInfo, topics.CAMERA_INFO, 10)
+        self.pub_objects = self.create_publisher(PoseArray, topics.OBJECT_POSES, 10)
+        self.pub_episode = self.create_publisher(String, topics.EPISODE, LATCHED)
+        self.pub_result = self.create_publisher(String, topics.EPISODE_RESULT, LATCHED)
+        self.create_subscription(Float64MultiArray, topics.EFFORT_COMMANDS, self._on_command, 10)
+        if self.sync_policy:
+            self.create_subscription(JointTrajectory, desired_topic, self._on_desired, 10)
+        self.create_service(Trigger, topics.SIM_RESET, self._srv_reset)
+        self.create_service(Trigger, topics.SIM_NEXT_EPISODE, self._srv_next_episode)
+
+        with self._lock:
+            self._start_episode()
+        self._thread = threading.Thread(target=self._loop, name="physics", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"pushing world, {self.mode} mode, physics {1 / self.world.timestep:.0f} Hz, camera "
+            f"{self.camera_rate:g} Hz {width}x{height}{'' if self.render_enabled else ' (not rendered)'}")
+
+    # -- parameters and services ----------------------------------------------------
+    def _on_set_parameters(self, params):
+        result = check_choices(params, {"task_set": tuple(TASK_SET_SIZES)})
+        if not result.successful:
+            return result
+        for p in params:
+            if p.name in ("task_set", "task_index", "seed", "episode_duration", "auto_reset",
+                          "response_timeout", "command_timeout"):
+                setattr(self, p.name, p.value)
+        return result
+
+    def _start_episode(self) -> str:
+        """Apply task_set / task_index / seed; caller holds the world lock."""
+        task = make_task(self.task_set, self.task_index)
+        if task != self.world.task:
+            self.world.set_task(task)
+        info = self.world.reset(self.seed)
+        self.episode_id += 1
+        self.episode_done = False
+        info["episode_id"] = self.episode_id
+        info["episode_duration"] = self.episode_duration
+        text = json.dumps(info)
+        self.pub_episode.publish(String(data=text))
+        self.get_logger().info(f"episode {self.episode_id}: task {task.name}, seed {self.seed}")
+        with self._cv:
+            self._interrupt = True
+            self._cv.notify_all()
+        return text
+
+    def _srv_reset(self, request, response):
+        try:
+            with self._lock:
+                response.message = self._start_episode()
+            response.success = True
+        except (ValueError, RuntimeError) as err:
+            response.success, response.message = False, str(err)
+            self.get_logger().error(f"reset refused: {err}")
+        return response
+
+    def _srv_next_episode(self, request, response):
+        self.set_parameters([rclpy.parameter.Parameter("seed", value=self.seed + 1)])
+        return self._srv_reset(request, response)
+
+    # -- inputs -------------------------------------------------------------------------
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        try:
+            tau = conv.effort_values(msg, self.n)
+        except ValueError as err:
+            self.bad_commands += 1
+            self.get_logger().error(f"ignored torque command: {err}", throttle_duration_sec=1.0)
+            tau = None
+        with self._cv:
+            if tau is not None:
+                self._tau = tau
+                self._tau_time = self.world.clock
+            self._pending = max(0, self._pending - 1)
+            self._cv.notify_all()
+
+    def _on_desired(self, msg: JointTrajectory) -> None:
+        with self._cv:
+            self._policy_stamp = max(self._policy_stamp, conv.from_time(msg.header.stamp))
+            self._cv.notify_all()
+
+    # -- physics thread -----------------------------------------------------------------
+    def _wait(self, ready, what: str) -> bool:
+        """Lockstep wait; False when interrupted by a reset or shutdown.
+
+        A message published before its subscriber matched is lost (startup, a
+        restarted node), so the last state is re-sent every RETRANSMIT seconds.
+        """
+        waited = 0.0
+        with self._cv:
+            while not ready():
+                if self._stop or self._interrupt:
+                    return False
+                if not self._cv.wait(RETRANSMIT):
+                    waited += RETRANSMIT
+                    for pub, msg in self._last_sent:
+                        pub.publish(msg)
+                    if waited >= self.response_timeout:
+                        self.get_logger().warning(f"lockstep: still waiting for {what}",
+                                                  throttle_duration_sec=5.0)
+        return True
+
+    def _publish_state(self, k: int) -> tuple[float, bool]:
+        w = self.world
+        t = w.clock
+        sent = [(self.pub_js, conv.joint_state(w.joint_names, w.q, w.qd, w.applied_torque, t))]
+        frame = k % self.steps_per_frame == 0
+        if frame or k % self.steps_per_clock == 0:
+            sent.insert(0, (self.pub_clock, Clock(clock=conv.to_time(t))))
+        if frame:
+            poses = PoseArray()
+            poses.header.stamp = conv.to_time(t)
+            poses.header.frame_id = "world"
+            tgt, dis = w.object_pose("target"), w.object_pose("distractor")
+            poses.poses = [conv.pose(tgt[:3], tgt[3:]), conv.pose(dis[:3], dis[3:]),
+                           conv.pose((*GOAL_XY, 0.0))]
+            if self.render_enabled:
+                sent.append((self.pub_image, conv.image(w.render(), t)))
+                sent.append((self.pub_info, conv.camera_info(w.image_width, w.image_height,
+                                                             *w.camera_intrinsics(), t)))
+            sent.append((self.pub_objects, poses))
+        for pub, msg in sent:
+            pub.publish(msg)
+        self._last_sent = sent
+        if not self.episode_done and w.episode_time >= self.episode_duration - 1e-9:
+            self._finish_episode()
+        return t, frame
+
+    def _finish_episode(self) -> None:
+        out = self.world.outcome()
+        self.episode_done = True
+        result = {"episode_id": self.episode_id, "task": self.world.task.name, "seed": self.world.episode_seed,
+                  "success": out.success, "final_distance": out.final_distance,
+                  "duration": self.world.episode_time}
+        self.pub_result.publish(String(data=json.dumps(result)))
+        self.get_logger().info(f"episode {self.episode_id} {'SUCCESS' if out.success else 'failure'}: "
+                               f"target {out.final_distance * 100:.1f} cm from goal")
+        if self.auto_reset:
+            self.seed += 1
+            self._start_episode()
+
+    def _torque(self) -> np.ndarray:
+        """Latest command; the brake (gravity comp + damping) while none is fresh."""
+        with self._cv:
+            tau, tau_time = self._tau, self._tau_time
+        if self.mode == "realtime" and self.world.clock - tau_time > self.command_timeout:
+            return self.world.gravity_torque() - BRAKE_DAMPING * self.world.qd
+        return tau
+
+    def _loop(self) -> None:
+        lockstep = self.mode == "lockstep"
+        k = 0
+        next_wall = time.monotonic()
+        while not self._stop:
+            with self._cv:
+                self._interrupt = False
+                self._pending += 1
+            with self._lock:
+                t, frame = self._publish_state(k)
+            if lockstep:
+                if frame and self.sync_policy and not self._wait(
+                        lambda: self._policy_stamp >= t - 1e-9, "desired motion from the policy"):
+                    continue
+                if not self._wait(lambda: self._pending == 0, f"a torque command on {topics.EFFORT_COMMANDS}"):
+                    continue
+            else:
+                next_wall += self.world.timestep
+                delay = next_wall - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                elif delay < -0.1:
+                    next_wall = time.monotonic()  # fell behind: do not try to catch up in a burst
+            with self._lock:
+                self.world.step(self._torque())
+            k += 1
+        self.world.close()  # the GL context belongs to this thread
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        self._thread.join(timeout=2.0)
+
+
+def main(args=None) -> int:
+    return run_node(SimNode, args, errors=(ValueError, RuntimeError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

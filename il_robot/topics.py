@@ -1,0 +1,14 @@
+"""Topic and service names shared by nodes, tools and tests (ROS-free constants)."""
+
+JOINT_STATES = "/joint_states"
+IMAGE = "/camera/image_raw"
+CAMERA_INFO = "/camera/camera_info"
+EFFORT_COMMANDS = "/effort_controller/commands"
+DESIRED_MOTION = "/desired_joint_motion"        # trajectory_msgs/JointTrajectory, one point
+TIP_VELOCITY = "/tip_velocity_command"          # geometry_msgs/TwistStamped: the policy's action
+CLOCK = "/clock"
+OBJECT_POSES = "/sim/object_poses"              # geometry_msgs/PoseArray: target, distractor, goal
+EPISODE = "/sim/episode"                        # std_msgs/String, JSON; latched
+EPISODE_RESULT = "/sim/episode_result"          # std_msgs/String, JSON; latched
+SIM_RESET = "/sim/reset"                        # std_srvs/Trigger
+SIM_NEXT_EPISODE = "/sim/next_episode"          # std_srvs/Trigger
