@@ -1,0 +1,1 @@
+"""The `il-robot` command: one entry point, a subcommand per job."""

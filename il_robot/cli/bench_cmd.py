@@ -1,0 +1,183 @@
+"""il-robot bench: figures for the inverse dynamics, the simulator and the ROS torque loop."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+BENCHES = ("id", "sim", "loop")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="print speed figures (inverse dynamics, simulator, ROS torque loop)",
+                       description="id: one inverse-dynamics step in-process; sim: real-time factor with the "
+                                   "camera on and render time per frame; loop: the inverse-dynamics node "
+                                   "answering joint states at the torque-loop rate through ROS (achieved rate "
+                                   "and joint_states -> torque latency).")
+    p.add_argument("which", nargs="*", default=list(BENCHES), metavar="BENCH",
+                   help=f"any of {', '.join(BENCHES)} (default: all)")
+    p.add_argument("--seconds", type=float, default=10.0, help="duration of the loop benchmark (wall s)")
+    p.add_argument("--rate", type=float, default=500.0, help="joint-state rate of the loop benchmark (Hz)")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.set_defaults(func=run)
+
+
+def _stats_us(samples) -> dict:
+    a = np.asarray(samples) * 1e6
+    return {"p50_us": float(np.median(a)), "p99_us": float(np.percentile(a, 99)), "mean_us": float(a.mean())}
+
+
+def bench_id(n: int = 20000) -> dict:
+    from il_robot.robot import panda_like
+    from il_robot.robot.computed_torque import ComputedTorqueController
+    from il_robot.robot.model import RobotModel
+
+    robot = RobotModel.load()
+    rng = np.random.default_rng(0)
+    q = np.array(panda_like.HOME_Q) + rng.normal(0, 0.1, 7)
+    qd, qdd = rng.normal(0, 0.3, 7), rng.normal(0, 1.0, 7)
+    step = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        robot.inverse_dynamics(q, qd, qdd)
+        step[i] = time.perf_counter() - t0
+    ctl = ComputedTorqueController(robot, 400.0, 40.0)
+    names = list(robot.joint_names)
+    ctl.set_desired(names, q, qd, qdd, 0.0, 0.0)
+    full = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        ctl.set_joint_state(names, q, qd, 0.0)
+        ctl.command(0.0)
+        full[i] = time.perf_counter() - t0
+    return {"inverse_dynamics_step": _stats_us(step), "controller_update": _stats_us(full)}
+
+
+def bench_sim(sim_seconds: float = 10.0) -> dict:
+    from il_robot.sim.tasks import make_task
+    from il_robot.sim.world import PushingWorld
+
+    world = PushingWorld(make_task("heldout", 0))
+    world.reset(0)
+    steps = int(sim_seconds / world.timestep)
+    per_frame = round(1 / (20.0 * world.timestep))
+    world.render()  # create the GL context outside the timing
+    render = []
+    t0 = time.perf_counter()
+    for k in range(steps):
+        world.step(world.gravity_torque())
+        if k % per_frame == 0:
+            r0 = time.perf_counter()
+            world.render()
+            render.append(time.perf_counter() - r0)
+    wall = time.perf_counter() - t0
+    physics = []
+    for _ in range(2000):
+        p0 = time.perf_counter()
+        world.step(world.gravity_torque())
+        physics.append(time.perf_counter() - p0)
+    world.close()
+    return {"real_time_factor_camera_20hz": sim_seconds / wall, "render_64x64": _stats_us(render),
+            "physics_step": _stats_us(physics)}
+
+
+def bench_loop(seconds: float, rate: float) -> dict:
+    """A stand-in driver publishes /joint_states at `rate` and times each torque answer."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    import rclpy
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray
+
+    from il_robot import topics
+    from il_robot.robot import panda_like
+    from il_robot.ros import conversions as conv
+    from il_robot.ros.env import ensure_localhost_discovery
+
+    env = ensure_localhost_discovery(dict(os.environ))
+    ensure_localhost_discovery()
+    node_proc = subprocess.Popen(
+        [sys.executable, "-m", "il_robot.ros.inverse_dynamics_node", "--ros-args", "-p", "use_sim_time:=false",
+         "-p", "joint_state_timeout:=0.5", "--log-level", "warn"], env=env)
+    rclpy.init()
+    node = rclpy.create_node("bench_torque_loop_driver")
+    sent: list[float] = []
+    latency: list[float] = []
+    lock = threading.Lock()
+    answered = [0]
+
+    def on_command(_msg):
+        now = time.perf_counter()
+        with lock:
+            if answered[0] < len(sent):
+                latency.append(now - sent[answered[0]])
+                answered[0] += 1
+
+    node.create_subscription(Float64MultiArray, topics.EFFORT_COMMANDS, on_command, 100)
+    pub = node.create_publisher(JointState, topics.JOINT_STATES, 100)
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    q = np.array(panda_like.HOME_Q)
+    names = list(panda_like.JOINT_NAMES)
+    try:
+        deadline = time.monotonic() + 30.0
+        while pub.get_subscription_count() == 0 or node.count_publishers(topics.EFFORT_COMMANDS) == 0:
+            if time.monotonic() > deadline or node_proc.poll() is not None:
+                raise RuntimeError("inverse-dynamics node did not come up")
+            time.sleep(0.05)
+        time.sleep(1.0)  # let discovery settle both ways before timing
+        period = 1.0 / rate
+        start = time.perf_counter()
+        next_t = start
+        while time.perf_counter() - start < seconds:
+            msg = conv.joint_state(names, q, np.zeros(7), np.zeros(7), time.time())
+            with lock:
+                sent.append(time.perf_counter())
+            pub.publish(msg)
+            next_t += period
+            delay = next_t - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        time.sleep(0.2)  # let the last answers arrive
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        node_proc.terminate()
+        node_proc.wait(10)
+    lat = np.asarray(latency) * 1e3
+    return {"joint_state_rate_hz": len(sent) / seconds, "torque_rate_hz": answered[0] / seconds,
+            "answered_fraction": answered[0] / max(1, len(sent)),
+            "latency_ms": {"p50": float(np.median(lat)), "p99": float(np.percentile(lat, 99)),
+                           "max": float(lat.max())}}
+
+
+def run(args) -> int:
+    from il_robot.cli.main import write_json
+
+    figures = {}
+    which = args.which or list(BENCHES)
+    if "id" in which:
+        figures["id"] = r = bench_id()
+        print(f"inverse dynamics step: p50 {r['inverse_dynamics_step']['p50_us']:.1f} us, "
+              f"p99 {r['inverse_dynamics_step']['p99_us']:.1f} us (target <= 20 us); full controller update "
+              f"p50 {r['controller_update']['p50_us']:.1f} us")
+    if "sim" in which:
+        figures["sim"] = r = bench_sim()
+        print(f"simulator: real-time factor {r['real_time_factor_camera_20hz']:.1f}x with a 64x64 camera at "
+              f"20 Hz; render p50 {r['render_64x64']['p50_us'] / 1e3:.2f} ms/frame; physics step p50 "
+              f"{r['physics_step']['p50_us']:.1f} us")
+    if "loop" in which:
+        figures["loop"] = r = bench_loop(args.seconds, args.rate)
+        print(f"ROS torque loop: joint states {r['joint_state_rate_hz']:.0f} Hz -> torques "
+              f"{r['torque_rate_hz']:.0f} Hz ({r['answered_fraction'] * 100:.1f}% answered); latency p50 "
+              f"{r['latency_ms']['p50']:.2f} ms, p99 {r['latency_ms']['p99']:.2f} ms, max "
+              f"{r['latency_ms']['max']:.2f} ms (target >= 500 Hz, p99 <= 2 ms)")
+    write_json(args.json, figures)
+    return 0

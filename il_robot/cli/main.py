@@ -1,0 +1,46 @@
+"""il-robot: launch the pushing graph, evaluate policies, benchmark the stack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from il_robot import __version__
+
+
+def write_json(path: str | None, data: dict) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(data, f, indent=2)
+        print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from il_robot.cli import bench_cmd, eval_cmd, launch_cmd
+
+    parser = argparse.ArgumentParser(
+        prog="il-robot",
+        description="Few-shot imitation for ROS 2 arms. DDS stays on localhost unless "
+                    "ROS_AUTOMATIC_DISCOVERY_RANGE is set.")
+    parser.add_argument("--version", action="version", version=f"il_robot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (launch_cmd, eval_cmd, bench_cmd):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, FileNotFoundError, TimeoutError, RuntimeError) as err:
+        print(f"il-robot {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up il_robot in .venv/ on a fresh Debian/Ubuntu machine (idempotent).
+#   bash scripts/setup.sh            runtime + ROS 2 wheels + test tools
+#   IL_ROBOT_EXTRAS=train bash ...   also the training extras (torch 2.13.0 CPU, onnx)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Headless rendering needs EGL with Mesa (works without a GPU).
+missing=()
+for pkg in libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${missing[*]} (EGL/Mesa for headless MuJoCo rendering)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "missing Debian packages for headless rendering: ${missing[*]}" >&2
+    echo "install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+extras="ros,runtime,bags,test"
+if nvidia-smi >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q onnxruntime-gpu
+fi
+if [ -n "${IL_ROBOT_EXTRAS:-}" ]; then
+  # torch first, pinned: an unpinned torch would pull gigabytes of CUDA wheels.
+  case ",$IL_ROBOT_EXTRAS," in *,train,*) .venv/bin/python -m pip install -q torch==2.13.0 ;; esac
+  extras="$extras,$IL_ROBOT_EXTRAS"
+fi
+.venv/bin/python -m pip install -q -e ".[$extras]"
+echo "il_robot is set up in $(pwd)/.venv"

@@ -1,0 +1,50 @@
+"""ament_python package: installs with colcon (lib/il_robot, share/il_robot) and with pip."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "il_robot"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/models", glob("models/*.*")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        # ROS 2 itself comes from the distro (colcon) or the ros-* wheels (pip, see README).
+        "numpy",
+        "mujoco>=3.2",
+        "opencv-python-headless",
+        "pyyaml",
+        "tqdm",
+    ],
+    extras_require={
+        "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-sensor-msgs", "ros-std-msgs", "ros-geometry-msgs",
+                "ros-trajectory-msgs", "ros-std-srvs", "ros-rosgraph-msgs"],
+        "runtime": ["onnxruntime"],
+        "bags": ["rosbags", "mcap", "mcap-ros2-support"],
+        "train": ["torch==2.13.0", "onnx", "matplotlib"],
+        "test": ["pytest", "pytest-timeout"],
+    },
+    zip_safe=True,
+    maintainer="il_robot developers",
+    maintainer_email="il-robot@example.com",
+    description="Few-shot imitation (TecNet, PlaNet) for ROS 2 arms, with a MuJoCo pushing world",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "il-robot = il_robot.cli.main:main",
+            "sim_node = il_robot.ros.sim_node:main",
+            "inverse_dynamics_node = il_robot.ros.inverse_dynamics_node:main",
+            "policy_node = il_robot.ros.policy_node:main",
+        ],
+    },
+)
