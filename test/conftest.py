@@ -1,0 +1,55 @@
+"""Test environment: DDS on loopback, a ROS domain of this run's own, headless EGL."""
+
+import os
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("MUJOCO_GL", "egl")
+# Each test run picks its own domain so parallel runs (and other sessions) never cross.
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("IL_ROBOT_TEST_DOMAIN_ID", str(100 + os.getpid() % 100))
+
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: end-to-end tests through the whole ROS graph (run in CI)")
+
+
+@pytest.fixture
+def ros():
+    """rclpy initialised for one test, with a background executor to add nodes to."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+
+    class Ros:
+        def __init__(self):
+            self.context = context
+            self.executor = executor
+
+        def add(self, node):
+            executor.add_node(node)
+            return node
+
+    yield Ros()
+    executor.shutdown()
+    for node in list(executor.get_nodes()):
+        node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    thread.join(timeout=5)
+
+
+def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
+    """Poll an event-like condition (message arrived, counter reached) with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.002)
