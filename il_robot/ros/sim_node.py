@@ -246,6 +246,16 @@ class SimNode(Node):
         return tau
 
     def _loop(self) -> None:
+        try:
+            self._run_physics()
+        except Exception as err:  # noqa: BLE001
+            if self.context.ok() and not self._stop:
+                self.get_logger().fatal(f"physics thread stopped: {type(err).__name__}: {err}")
+                raise
+        finally:
+            self.world.close()  # the GL context belongs to this thread
+
+    def _run_physics(self) -> None:
         lockstep = self.mode == "lockstep"
         k = 0
         next_wall = time.monotonic()
@@ -271,7 +281,6 @@ class SimNode(Node):
             with self._lock:
                 self.world.step(self._torque())
             k += 1
-        self.world.close()  # the GL context belongs to this thread
 
     def close(self) -> None:
         with self._cv:
