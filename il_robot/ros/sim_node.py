@@ -262,7 +262,8 @@ class SimNode(Node):
         while not self._stop:
             with self._cv:
                 self._interrupt = False
-                self._pending += 1
+                if lockstep:
+                    self._pending += 1
             with self._lock:
                 t, frame = self._publish_state(k)
             if lockstep:
