@@ -21,13 +21,20 @@ def il_robot(*args, timeout):
 def test_eval_scripted_expert_on_heldout_tasks(tmp_path):
     out = tmp_path / "eval.json"
     proc = il_robot("eval", "--policy", "scripted", "--tasks", "heldout", "--episodes", "20", "--json", str(out),
-                    timeout=1500)
+                    "--video", str(tmp_path / "videos"), timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     figures = json.loads(out.read_text())
     print(proc.stdout)
     assert figures["episodes"] == 20 and len(figures["per_episode"]) == 20
     assert {e["task"] for e in figures["per_episode"]} == {f"heldout/{i:03d}" for i in range(20)}
     assert figures["success_rate"] >= 0.9
+    # Loop figures are per second of sim time: exact in lockstep, whatever the machine's speed.
+    assert abs(figures["loop"]["policy_rate_hz"] - 20.0) < 0.1 and abs(figures["loop"]["torque_rate_hz"] - 500) < 5
+    from il_robot.video import read_video_frame_count
+    for episode in figures["per_episode"]:
+        assert episode["loop"]["physics_steps"] == 5000 and episode["loop"]["frames"] == 200
+        assert episode["loop"]["policy_missed"] == 0   # sync_policy: every frame waits for its answer
+        assert read_video_frame_count(episode["video"]) == 200
 
 
 def test_launch_pushing_runs_episodes(ros, tmp_path):

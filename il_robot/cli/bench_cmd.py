@@ -1,4 +1,4 @@
-"""il-robot bench: figures for the inverse dynamics, the simulator and the ROS torque loop."""
+"""il-robot bench: figures for the inverse dynamics, the simulator, the ROS torque loop and a live swap."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-BENCHES = ("id", "sim", "loop")
+BENCHES = ("id", "sim", "loop", "swap")
 
 
 def add_parser(sub) -> None:
@@ -14,11 +14,14 @@ def add_parser(sub) -> None:
                        description="id: one inverse-dynamics step in-process; sim: real-time factor with the "
                                    "camera on and render time per frame; loop: the inverse-dynamics node "
                                    "answering joint states at the torque-loop rate through ROS (achieved rate "
-                                   "and joint_states -> torque latency).")
+                                   "and joint_states -> torque latency); swap: the pushing graph in realtime "
+                                   "mode, one episode as it is and one with a live policy swap "
+                                   "(scripted -> --swap-to -> scripted), missed torque and policy ticks of each.")
     p.add_argument("which", nargs="*", default=list(BENCHES), metavar="BENCH",
                    help=f"any of {', '.join(BENCHES)} (default: all)")
     p.add_argument("--seconds", type=float, default=10.0, help="duration of the loop benchmark (wall s)")
     p.add_argument("--rate", type=float, default=500.0, help="joint-state rate of the loop benchmark (Hz)")
+    p.add_argument("--swap-to", default="hold", help="policy swapped in mid-episode by the swap bench")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.set_defaults(func=run)
 
@@ -158,6 +161,53 @@ def bench_loop(seconds: float, rate: float) -> dict:
                            "max": float(lat.max())}}
 
 
+def bench_swap(swap_to: str, swap_at: float = 3.0, hold_for: float = 3.0) -> dict:
+    """Realtime graph (the way an arm runs it): an episode without and one with two live swaps."""
+    import tempfile
+    import threading
+
+    import rclpy
+
+    from il_robot.cli.eval_cmd import loop_figures
+    from il_robot.graph import PUSHING
+    from il_robot.launcher import GraphProcesses, node_commands, parse_launch_args
+    from il_robot.ros.env import ensure_localhost_discovery
+    from il_robot.ros.episode_client import EpisodeClient, spin_in_background
+
+    ensure_localhost_discovery()
+    values = parse_launch_args(PUSHING, ["mode:=realtime", "auto_reset:=false", "episode_duration:=10.0"])
+    log_dir = tempfile.mkdtemp(prefix="il_robot_bench_swap_")
+    rclpy.init()
+    client = EpisodeClient("il_robot_bench_swap")
+    executor, _ = spin_in_background(client)
+    figures = {"log_dir": log_dir, "swap_to": swap_to}
+    try:
+        with GraphProcesses(node_commands(PUSHING, values), log_dir=log_dir) as procs:
+            client.run_episode("heldout", 0, 0)  # warm-up: discovery, first renders
+            figures["without_swap"] = loop_figures(client.run_episode("heldout", 1, 1))
+            swaps: list[dict] = []
+
+            def swap_twice():
+                for name, wait in ((swap_to, swap_at), ("scripted", hold_for)):
+                    time.sleep(wait)
+                    t0 = time.perf_counter()
+                    client.set_parameters("/policy", policy=name)
+                    swaps.append({"to": name, "call_ms": (time.perf_counter() - t0) * 1e3})
+
+            swapper = threading.Thread(target=swap_twice)
+            swapper.start()
+            figures["with_swap"] = loop_figures(client.run_episode("heldout", 1, 1))
+            swapper.join()
+            figures["swaps"] = swaps
+            if procs.poll():
+                raise RuntimeError(f"node(s) exited: {procs.poll()}; logs in {log_dir}")
+    finally:
+        executor.shutdown()
+        client.destroy_node()
+        rclpy.try_shutdown()
+    return figures
+
+
 def run(args) -> int:
     from il_robot.cli.main import write_json
 
@@ -179,5 +229,13 @@ def run(args) -> int:
               f"{r['torque_rate_hz']:.0f} Hz ({r['answered_fraction'] * 100:.1f}% answered); latency p50 "
               f"{r['latency_ms']['p50']:.2f} ms, p99 {r['latency_ms']['p99']:.2f} ms, max "
               f"{r['latency_ms']['max']:.2f} ms (target >= 500 Hz, p99 <= 2 ms)")
+    if "swap" in which:
+        figures["swap"] = r = bench_swap(args.swap_to)
+        for key in ("without_swap", "with_swap"):
+            e = r[key]
+            print(f"realtime episode {key.replace('_', ' ')}: torque {e['torque_rate_hz']:.0f} Hz, missed "
+                  f"{e['torque_missed']}/{e['physics_steps']} ticks (one cycle late {e['torque_late']}); policy {e['policy_rate_hz']:.1f} Hz, missed "
+                  f"{e['policy_missed']}/{e['frames']} frames")
+        print("swaps: " + ", ".join(f"-> {s['to']} in {s['call_ms']:.0f} ms" for s in r["swaps"]))
     write_json(args.json, figures)
     return 0

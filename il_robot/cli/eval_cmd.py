@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--episodes", type=int, default=20, help="number of episodes (task i mod set size)")
     p.add_argument("--seed", type=int, default=0, help="same seed -> same tasks and initial states")
     p.add_argument("--episode-duration", type=float, default=10.0, help="seconds of sim time per episode")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON (fields: README)")
+    p.add_argument("--video", metavar="DIR", help="write one MP4 rollout per episode from the camera")
     p.add_argument("--log-dir", help="node logs (default: a temporary directory)")
     p.set_defaults(func=run)
 
@@ -57,7 +58,7 @@ def run(args) -> int:
     results = []
     wall_start = time.monotonic()
     rclpy.init()
-    client = EpisodeClient()
+    client = EpisodeClient(record_frames=bool(args.video))
     executor, _ = spin_in_background(client)
     try:
         with GraphProcesses(node_commands(PUSHING, values), log_dir=log_dir) as procs:
@@ -68,10 +69,16 @@ def run(args) -> int:
                 if exited:
                     raise RuntimeError(f"node(s) exited during evaluation: {exited}; logs in {log_dir}")
                 result["wall_time"] = time.monotonic() - t0
+                frames = result.pop("frames")
+                if args.video:
+                    result["video"] = str(save_video(args.video, i, result, frames))
                 results.append(result)
+                loop = loop_figures(result)
                 print(f"[{i + 1}/{len(plan)}] {result['task']} seed {seed}: "
                       f"{'success' if result['success'] else 'failure'}, "
-                      f"{result['final_distance'] * 100:.1f} cm, {result['wall_time']:.1f} s wall", flush=True)
+                      f"{result['final_distance'] * 100:.1f} cm, {result['wall_time']:.1f} s wall; "
+                      f"policy {loop['policy_rate_hz']:.1f} Hz, torque {loop['torque_rate_hz']:.0f} Hz, "
+                      f"missed {loop['policy_missed']}/{loop['torque_missed']}", flush=True)
     finally:
         executor.shutdown()
         client.destroy_node()
@@ -79,13 +86,38 @@ def run(args) -> int:
     summary = summarize(args, results, time.monotonic() - wall_start)
     print(f"{args.policy} on {args.tasks}: success {summary['success_rate'] * 100:.0f}% "
           f"({summary['successes']}/{summary['episodes']}), final distance median "
-          f"{summary['final_distance_median'] * 100:.1f} cm, {summary['wall_time']:.0f} s wall; logs in {log_dir}")
+          f"{summary['final_distance_median'] * 100:.1f} cm, {summary['wall_time']:.0f} s wall; "
+          f"policy {summary['loop']['policy_rate_hz']:.1f} Hz, torque {summary['loop']['torque_rate_hz']:.0f} Hz, "
+          f"missed ticks policy {summary['loop']['policy_missed']} torque {summary['loop']['torque_missed']}; "
+          f"logs in {log_dir}")
     write_json(args.json, summary)
     return 0
 
 
+def save_video(directory: str, i: int, result: dict, frames: list) -> str:
+    from il_robot.video import write_video
+
+    name = f"episode_{i:03d}_{result['task'].replace('/', '-')}_{'success' if result['success'] else 'failure'}"
+    fps = len(frames) / result["duration"] if result["duration"] > 0 else 20.0
+    caption = f"{result['task']} seed {result['seed']}"
+    return str(write_video(os.path.join(directory, name + ".mp4"), frames, fps, caption))
+
+
+def loop_figures(result: dict) -> dict:
+    """Achieved rates (per second of sim time) and missed ticks of one episode."""
+    loop = result.get("loop", {})
+    duration = max(result["duration"], 1e-9)
+    steps, missed = loop.get("steps", 0), loop.get("torque_missed", 0)
+    return {"policy_ticks": result.get("policy_ticks", 0),
+            "policy_rate_hz": result.get("policy_ticks", 0) / duration,
+            "policy_missed": loop.get("policy_missed", 0), "frames": loop.get("frames", 0),
+            "torque_ticks": steps - missed, "torque_rate_hz": (steps - missed) / duration,
+            "torque_missed": missed, "torque_late": loop.get("torque_late", 0), "physics_steps": steps}
+
+
 def summarize(args, results: list[dict], wall_time: float) -> dict:
     dist = np.array([r["final_distance"] for r in results])
+    loops = [loop_figures(r) for r in results]
     return {
         "policy": args.policy,
         "tasks": args.tasks,
@@ -97,8 +129,14 @@ def summarize(args, results: list[dict], wall_time: float) -> dict:
         "final_distance_median": float(np.median(dist)),
         "episode_duration": args.episode_duration,
         "wall_time": wall_time,
+        "loop": {
+            "policy_rate_hz": float(np.mean([lp["policy_rate_hz"] for lp in loops])),
+            "policy_missed": int(sum(lp["policy_missed"] for lp in loops)),
+            "torque_rate_hz": float(np.mean([lp["torque_rate_hz"] for lp in loops])),
+            "torque_missed": int(sum(lp["torque_missed"] for lp in loops)),
+        },
         "per_episode": [{"task": r["task"], "seed": r["seed"], "success": r["success"],
                          "final_distance": r["final_distance"], "duration": r["duration"],
-                         "wall_time": r["wall_time"]} for r in results],
-        "cwd": os.getcwd(),
+                         "wall_time": r["wall_time"], "loop": lp, **({"video": r["video"]} if "video" in r else {})}
+                        for r, lp in zip(results, loops)],
     }

@@ -1,4 +1,9 @@
-"""Drives episodes of a running simulator: choose task and seed, reset, await the outcome."""
+"""Drives episodes of a running simulator: choose task and seed, reset, await the outcome.
+
+It also watches what an evaluator needs besides the outcome: the policy's
+actions (its achieved tick rate) and, on request, the camera frames for a
+rollout video.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +15,49 @@ import rclpy
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
+from geometry_msgs.msg import TwistStamped
 from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from il_robot import topics
+from il_robot.ros import conversions as conv
 
 
 class EpisodeClient(Node):
-    def __init__(self, name: str = "il_robot_episodes"):
+    def __init__(self, name: str = "il_robot_episodes", record_frames: bool = False):
         super().__init__(name)
         self._results: dict[int, dict] = {}
         self._cv = threading.Condition()
+        self._action_stamps: list[float] = []
+        self._frames: list[tuple[float, object]] = []
         self.create_subscription(String, topics.EPISODE_RESULT, self._on_result,
                                  QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.create_subscription(TwistStamped, topics.TIP_VELOCITY, self._on_action, 100)
+        if record_frames:
+            self.create_subscription(Image, topics.IMAGE, self._on_image, 100)
         self.reset_client = self.create_client(Trigger, topics.SIM_RESET)
-        self.param_client = self.create_client(SetParameters, "/sim/set_parameters")
+        self._param_clients: dict = {}
 
     def _on_result(self, msg: String) -> None:
         result = json.loads(msg.data)
         with self._cv:
             self._results[result["episode_id"]] = result
             self._cv.notify_all()
+
+    def _on_action(self, msg: TwistStamped) -> None:
+        with self._cv:
+            self._action_stamps.append(conv.from_time(msg.header.stamp))
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            frame = conv.image_to_rgb(msg)
+        except ValueError as err:
+            self.get_logger().error(f"video: skipped a frame: {err}", throttle_duration_sec=2.0)
+            return
+        with self._cv:
+            self._frames.append((conv.from_time(msg.header.stamp), frame))
 
     def _call(self, client, request, timeout: float):
         if not client.wait_for_service(timeout_sec=timeout):
@@ -45,6 +71,12 @@ class EpisodeClient(Node):
         return future.result()
 
     def set_sim_parameters(self, timeout: float = 30.0, **values) -> None:
+        self.set_parameters("/sim", timeout, **values)
+
+    def set_parameters(self, node: str, timeout: float = 30.0, **values) -> None:
+        """`ros2 param set` for several parameters of one node; raises with the node's reason."""
+        if node not in self._param_clients:
+            self._param_clients[node] = self.create_client(SetParameters, f"{node}/set_parameters")
         request = SetParameters.Request()
         for name, value in values.items():
             if isinstance(value, bool):
@@ -56,22 +88,35 @@ class EpisodeClient(Node):
             else:
                 pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(value))
             request.parameters.append(Parameter(name=name, value=pv))
-        response = self._call(self.param_client, request, timeout)
+        response = self._call(self._param_clients[node], request, timeout)
         refused = [r.reason for r in response.results if not r.successful]
         if refused:
-            raise ValueError(f"simulator refused parameters: {refused}")
+            raise ValueError(f"{node} refused parameters: {refused}")
 
     def run_episode(self, task_set: str, task_index: int, seed: int, timeout: float = 600.0) -> dict:
-        """Start an episode and block until its result arrives (spin this node elsewhere)."""
+        """Start an episode and block until its result arrives (spin this node elsewhere).
+
+        The result gains `policy_ticks` (actions stamped inside the episode) and,
+        when frames are recorded, `frames` (RGB arrays of the episode, in order).
+        """
         self.set_sim_parameters(task_set=task_set, task_index=task_index, seed=seed)
+        with self._cv:
+            self._action_stamps.clear()
+            self._frames.clear()
         response = self._call(self.reset_client, Trigger.Request(), 30.0)
         if not response.success:
             raise RuntimeError(f"simulator refused the reset: {response.message}")
-        episode_id = json.loads(response.message)["episode_id"]
+        info = json.loads(response.message)
+        episode_id = info["episode_id"]
         with self._cv:
             if not self._cv.wait_for(lambda: episode_id in self._results, timeout):
                 raise TimeoutError(f"episode {episode_id} gave no result within {timeout:.0f} s")
-            return self._results[episode_id]
+            result = dict(self._results[episode_id])
+            start, end = info["start_time"], info["start_time"] + result["duration"]
+            result["policy_ticks"] = sum(start - 1e-9 <= s < end - 1e-9 for s in set(self._action_stamps))
+            result["frames"] = [f for s, f in sorted(self._frames, key=lambda sf: sf[0])
+                                if start - 1e-9 <= s < end - 1e-9]
+        return result
 
 
 def spin_in_background(node: Node):

@@ -17,6 +17,7 @@ import json
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import rclpy
@@ -31,6 +32,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from il_robot import topics
 from il_robot.ros import conversions as conv
+from il_robot.ros.camera_worker import CameraWorker
 from il_robot.ros.params import check_choices, declare
 from il_robot.ros.runner import run_node
 from il_robot.sim.tasks import GOAL_XY, TASK_SET_SIZES, make_task
@@ -40,6 +42,28 @@ LATCHED = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MODES = ("realtime", "lockstep")
 RETRANSMIT = 0.25    # s (wall): lockstep re-sends an unanswered state after this
 BRAKE_DAMPING = 5.0  # N m s/rad, while no controller drives the arm
+
+
+@dataclass
+class LoopStats:
+    """Control-loop figures of one episode, as the arm's side sees them.
+
+    Realtime: a torque tick is missed when a physics step comes with no new
+    command since the previous step (the arm would reuse a stale torque); it is
+    late when the command answering this step's own joint state had not arrived
+    yet (a one-cycle delay, normal across processes). Lockstep: a tick is missed
+    when its answer needed a re-send. A policy frame is missed when no desired
+    motion stamped at or after it arrived before the next frame.
+    """
+    steps: int = 0
+    torque_missed: int = 0
+    torque_late: int = 0
+    frames: int = 0
+    policy_missed: int = 0
+
+    def as_dict(self) -> dict:
+        return {"steps": self.steps, "torque_missed": self.torque_missed, "torque_late": self.torque_late,
+                "frames": self.frames, "policy_missed": self.policy_missed}
 
 
 class SimNode(Node):
@@ -92,6 +116,11 @@ class SimNode(Node):
         self.episode_id = 0
         self.episode_done = False
         self.bad_commands = 0
+        self._commands_rx = 0                # torque commands received, ever
+        self._rx_at_publish = 0              # ... when the latest state went out
+        self._rx_at_step = 0                 # ... at the previous physics step
+        self._frame_stamp = -np.inf          # latest camera frame (sim time)
+        self.loop = LoopStats()
 
         self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES, 10)
         self.pub_clock = self.create_publisher(Clock, topics.CLOCK, 10)
@@ -101,11 +130,14 @@ class SimNode(Node):
         self.pub_episode = self.create_publisher(String, topics.EPISODE, LATCHED)
         self.pub_result = self.create_publisher(String, topics.EPISODE_RESULT, LATCHED)
         self.create_subscription(Float64MultiArray, topics.EFFORT_COMMANDS, self._on_command, 10)
-        if self.sync_policy:
-            self.create_subscription(JointTrajectory, desired_topic, self._on_desired, 10)
+        # Watched in both modes: sync_policy waits on it, and the loop figures count answers.
+        self.create_subscription(JointTrajectory, desired_topic, self._on_desired, 10)
         self.create_service(Trigger, topics.SIM_RESET, self._srv_reset)
         self.create_service(Trigger, topics.SIM_NEXT_EPISODE, self._srv_next_episode)
 
+        self.camera = None
+        if self.render_enabled and self.mode == "realtime":
+            self.camera = CameraWorker(height, width, self._publish_image)
         with self._lock:
             self._start_episode()
         self._thread = threading.Thread(target=self._loop, name="physics", daemon=True)
@@ -133,6 +165,8 @@ class SimNode(Node):
         info = self.world.reset(self.seed)
         self.episode_id += 1
         self.episode_done = False
+        self.loop = LoopStats()
+        self._frame_stamp = -np.inf
         info["episode_id"] = self.episode_id
         info["episode_duration"] = self.episode_duration
         text = json.dumps(info)
@@ -170,6 +204,7 @@ class SimNode(Node):
                 self._tau = tau
                 self._tau_time = self.world.clock
             self._pending = max(0, self._pending - 1)
+            self._commands_rx += 1
             self._cv.notify_all()
 
     def _on_desired(self, msg: JointTrajectory) -> None:
@@ -178,8 +213,9 @@ class SimNode(Node):
             self._cv.notify_all()
 
     # -- physics thread -----------------------------------------------------------------
-    def _wait(self, ready, what: str) -> bool:
-        """Lockstep wait; False when interrupted by a reset or shutdown.
+    def _wait(self, ready, what: str) -> bool | None:
+        """Lockstep wait: True when answered at once, False when it took a re-send,
+        None when interrupted by a reset or shutdown.
 
         A message published before its subscriber matched is lost (startup, a
         restarted node), so the last state is re-sent every RETRANSMIT seconds.
@@ -188,7 +224,7 @@ class SimNode(Node):
         with self._cv:
             while not ready():
                 if self._stop or self._interrupt:
-                    return False
+                    return None
                 if not self._cv.wait(RETRANSMIT):
                     waited += RETRANSMIT
                     for pub, msg in self._last_sent:
@@ -196,13 +232,17 @@ class SimNode(Node):
                     if waited >= self.response_timeout:
                         self.get_logger().warning(f"lockstep: still waiting for {what}",
                                                   throttle_duration_sec=5.0)
-        return True
+        return waited == 0.0
 
     def _publish_state(self, k: int) -> tuple[float, bool]:
         w = self.world
         t = w.clock
         sent = [(self.pub_js, conv.joint_state(w.joint_names, w.q, w.qd, w.applied_torque, t))]
         frame = k % self.steps_per_frame == 0
+        ending = not self.episode_done and w.episode_time >= self.episode_duration - 1e-9
+        if frame and not ending:
+            self._count_policy_answer()
+            self._frame_stamp = t
         if frame or k % self.steps_per_clock == 0:
             sent.insert(0, (self.pub_clock, Clock(clock=conv.to_time(t))))
         if frame:
@@ -212,24 +252,46 @@ class SimNode(Node):
             tgt, dis = w.object_pose("target"), w.object_pose("distractor")
             poses.poses = [conv.pose(tgt[:3], tgt[3:]), conv.pose(dis[:3], dis[3:]),
                            conv.pose((*GOAL_XY, 0.0))]
-            if self.render_enabled:
+            if self.camera is not None:
+                self.camera.submit(t, *w.snapshot())
+            elif self.render_enabled:  # lockstep: the frame goes out before the step waits on it
                 sent.append((self.pub_image, conv.image(w.render(), t)))
-                sent.append((self.pub_info, conv.camera_info(w.image_width, w.image_height,
-                                                             *w.camera_intrinsics(), t)))
+                sent.append((self.pub_info, self._camera_info(t)))
             sent.append((self.pub_objects, poses))
+        with self._cv:
+            self._rx_at_publish = self._commands_rx
         for pub, msg in sent:
             pub.publish(msg)
         self._last_sent = sent
-        if not self.episode_done and w.episode_time >= self.episode_duration - 1e-9:
+        if ending:
             self._finish_episode()
         return t, frame
+
+    def _camera_info(self, t: float) -> CameraInfo:
+        w = self.world
+        return conv.camera_info(w.image_width, w.image_height, *w.camera_intrinsics(), t)
+
+    def _publish_image(self, rgb: np.ndarray, t: float) -> None:
+        """Camera thread (realtime mode)."""
+        self.pub_image.publish(conv.image(rgb, t))
+        self.pub_info.publish(self._camera_info(t))
+
+    def _count_policy_answer(self) -> None:
+        """Was the previous frame answered (desired motion stamped at or after it) before this one?"""
+        if self._frame_stamp > -np.inf:
+            with self._cv:
+                answered = self._policy_stamp >= self._frame_stamp - 1e-9
+            self.loop.frames += 1
+            self.loop.policy_missed += not answered
 
     def _finish_episode(self) -> None:
         out = self.world.outcome()
         self.episode_done = True
+        self._count_policy_answer()
+        self._frame_stamp = -np.inf
         result = {"episode_id": self.episode_id, "task": self.world.task.name, "seed": self.world.episode_seed,
                   "success": out.success, "final_distance": out.final_distance,
-                  "duration": self.world.episode_time}
+                  "duration": self.world.episode_time, "loop": self.loop.as_dict()}
         self.pub_result.publish(String(data=json.dumps(result)))
         self.get_logger().info(f"episode {self.episode_id} {'SUCCESS' if out.success else 'failure'}: "
                                f"target {out.final_distance * 100:.1f} cm from goal")
@@ -267,11 +329,14 @@ class SimNode(Node):
             with self._lock:
                 t, frame = self._publish_state(k)
             if lockstep:
-                if frame and self.sync_policy and not self._wait(
-                        lambda: self._policy_stamp >= t - 1e-9, "desired motion from the policy"):
+                if frame and self.sync_policy:
+                    prompt = self._wait(lambda: self._policy_stamp >= t - 1e-9, "desired motion from the policy")
+                    if prompt is None:
+                        continue
+                prompt = self._wait(lambda: self._pending == 0, f"a torque command on {topics.EFFORT_COMMANDS}")
+                if prompt is None:
                     continue
-                if not self._wait(lambda: self._pending == 0, f"a torque command on {topics.EFFORT_COMMANDS}"):
-                    continue
+                answered = on_time = prompt
             else:
                 next_wall += self.world.timestep
                 delay = next_wall - time.monotonic()
@@ -279,8 +344,16 @@ class SimNode(Node):
                     time.sleep(delay)
                 elif delay < -0.1:
                     next_wall = time.monotonic()  # fell behind: do not try to catch up in a burst
+                with self._cv:
+                    answered = self._commands_rx > self._rx_at_step
+                    on_time = self._commands_rx > self._rx_at_publish
+                    self._rx_at_step = self._commands_rx
             with self._lock:
                 self.world.step(self._torque())
+                if not self.episode_done:
+                    self.loop.steps += 1
+                    self.loop.torque_missed += not answered
+                    self.loop.torque_late += not on_time
             k += 1
 
     def close(self) -> None:
@@ -288,6 +361,8 @@ class SimNode(Node):
             self._stop = True
             self._cv.notify_all()
         self._thread.join(timeout=2.0)
+        if self.camera is not None:
+            self.camera.close()
 
 
 def main(args=None) -> int:

@@ -13,6 +13,7 @@ import mujoco
 import numpy as np
 
 from il_robot.robot import panda_like
+from il_robot.sim.camera import Camera
 from il_robot.sim.scene import CAMERA_NAME, scene_mjcf
 from il_robot.sim.tasks import GOAL_RADIUS, GOAL_XY, Task, draw_positions
 
@@ -36,8 +37,7 @@ class PushingWorld:
         self.clock = 0.0          # monotonic across episodes (this is what /clock publishes)
         self.episode_start = 0.0
         self.episode_seed = 0
-        self._renderer: mujoco.Renderer | None = None
-        self._renderer_model = None
+        self._camera = Camera(*image_size)
         self.set_task(task)
 
     # -- task and episode -----------------------------------------------------
@@ -113,12 +113,11 @@ class PushingWorld:
     # -- camera ---------------------------------------------------------------
     def render(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB from the front camera."""
-        if self._renderer is None or self._renderer_model is not self.model:
-            self.close()
-            self._renderer = mujoco.Renderer(self.model, self.image_height, self.image_width)
-            self._renderer_model = self.model
-        self._renderer.update_scene(self.data, camera=CAMERA_NAME)
-        return self._renderer.render()
+        return self._camera.render(self.model, self.data)
+
+    def snapshot(self) -> tuple[mujoco.MjModel, np.ndarray]:
+        """(model, qpos copy): another thread's Camera.render_pose draws it while physics goes on."""
+        return self.model, self.data.qpos.copy()
 
     def camera_intrinsics(self) -> tuple[float, float, float, float]:
         """fx, fy, cx, cy of the pinhole camera (square pixels, vertical fov from the model)."""
@@ -128,7 +127,4 @@ class PushingWorld:
         return f, f, (self.image_width - 1) / 2, (self.image_height - 1) / 2
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-            self._renderer_model = None
+        self._camera.close()

@@ -1,0 +1,53 @@
+"""Renders camera frames on a thread of its own, so a 500 Hz realtime physics loop never waits on GL.
+
+The physics thread hands over a copied pose (microseconds); this thread owns
+the GL context, draws the pose and publishes the frame with the pose's stamp.
+A frame still being drawn when the next is due makes the older one dropped
+(counted), like a camera that cannot keep up.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from il_robot.sim.camera import Camera
+
+
+class CameraWorker:
+    def __init__(self, height: int, width: int, publish: Callable[[np.ndarray, float], None]):
+        self._camera = Camera(height, width)
+        self._publish = publish
+        self._cv = threading.Condition()
+        self._job = None
+        self._stop = False
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+        self._thread.start()
+
+    def submit(self, t: float, model, qpos: np.ndarray) -> None:
+        with self._cv:
+            if self._job is not None:
+                self.dropped += 1
+            self._job = (t, model, qpos)
+            self._cv.notify()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    self._cv.wait_for(lambda: self._job is not None or self._stop)
+                    if self._stop:
+                        return
+                    (t, model, qpos), self._job = self._job, None
+                self._publish(self._camera.render_pose(model, qpos), t)
+        finally:
+            self._camera.close()
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join(timeout=2.0)
