@@ -1,0 +1,122 @@
+"""il-robot dataset: check demo bags and build the training dataset from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STORAGE_SUFFIXES = (".mcap", ".db3")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "dataset", help="check demo bags, build the training dataset",
+        description="Demo bags are rosbag2 directories, one episode each (docs/dataset.md lists the topics). "
+                    "'check' reports what is wrong with a bag; 'build' turns bags into a dataset directory "
+                    "(one .npz per episode under train/ val/ heldout/, split by task set, plus dataset.json).")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    b = verbs.add_parser(
+        "build", help="bags -> dataset directory",
+        description="Checks every bag, aligns one sample per camera frame (joint state at or before the frame, "
+                    "the action stamped with it, else the previous one held) and writes the dataset. It is "
+                    "built in OUT.partial and renamed to OUT only when complete; a failed or interrupted "
+                    "build leaves nothing behind. A bad bag fails the build unless --skip-bad.")
+    b.add_argument("bags", nargs="+", metavar="BAG",
+                   help="bag directory, or a directory searched recursively for bags")
+    b.add_argument("--out", required=True, metavar="DIR", help="dataset directory to create")
+    b.add_argument("--force", action="store_true",
+                   help="replace an existing dataset at DIR (only once the new one is complete)")
+    b.add_argument("--skip-bad", action="store_true",
+                   help="leave bad bags out (listed in the summary) instead of failing")
+    b.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=run_build)
+
+    c = verbs.add_parser(
+        "check", help="report what is wrong with bags",
+        description="Prints 'OK <bag>: frames, duration, message counts' or the bag's problems (truncated or "
+                    "corrupt file, missing topics, stamps out of order, gaps, wrong image encoding, bad "
+                    "episode JSON, unknown joints). Exit status 1 when any bag is bad.")
+    c.add_argument("bags", nargs="+", metavar="BAG",
+                   help="bag directory, or a directory searched recursively for bags")
+    c.add_argument("--json", metavar="FILE", help="also write the reports as JSON")
+    c.set_defaults(func=run_check)
+
+
+def _looks_like_bag(d: Path) -> bool:
+    return (d / "metadata.yaml").is_file() or any(f.suffix in STORAGE_SUFFIXES for f in d.iterdir() if f.is_file())
+
+
+def find_bags(paths: list[str], strict: bool = True) -> list[str]:
+    """Bag directories named or found below the given paths (a directory with metadata.yaml or a
+    storage file); in-progress recordings (*.partial) are skipped. strict: a path that does not
+    exist or holds no bag is an error; otherwise it is passed on (for `check` to report)."""
+    found: list[str] = []
+    for arg in paths:
+        root = Path(arg)
+        if not root.exists() or not root.is_dir() or _looks_like_bag(root):
+            if strict and not root.exists():
+                raise FileNotFoundError(f"no such bag or directory: {arg}")
+            found.append(arg)
+            continue
+        below = sorted(str(d) for d in root.rglob("*") if d.is_dir() and _looks_like_bag(d)
+                       and not any(part.endswith(".partial") for part in d.relative_to(root).parts))
+        if not below and strict:
+            raise FileNotFoundError(f"no bags (directories with metadata.yaml) under {arg}")
+        found += below or [arg]
+    return list(dict.fromkeys(found))
+
+
+def _rate(x) -> str:
+    return "-" if x is None else f"{x * 100:.0f}%"
+
+
+def print_summary(summary: dict, out: str) -> None:
+    print(f"dataset {out}: {summary['episodes']} episodes, {summary['tasks']} tasks, {summary['frames']} frames")
+    print(f"  {'split':<10}{'episodes':>10}{'tasks':>8}{'frames':>9}")
+    for split, s in summary["splits"].items():
+        print(f"  {split:<10}{s['episodes']:>10}{s['tasks']:>8}{s['frames']:>9}")
+    print(f"  {'skill':<10}{'episodes':>10}{'success':>9}  (success rate over episodes with a result)")
+    for skill, s in summary["success_by_skill"].items():
+        print(f"  {skill:<10}{s['episodes']:>10}{_rate(s['success_rate']):>9}")
+    for s in summary["skipped"]:
+        print(f"  skipped {s['bag']}: {'; '.join(s['problems'])}")
+
+
+def run_build(args) -> int:
+    from il_robot.cli.main import write_json
+    from il_robot.data.dataset import build_dataset
+
+    bags = find_bags(args.bags)
+    try:
+        summary = build_dataset(bags, args.out, force=args.force, skip_bad=args.skip_bad,
+                                progress=not args.quiet)
+    except OSError as err:
+        raise RuntimeError(f"cannot write dataset {args.out}: {err}") from None
+    print_summary(summary, args.out)
+    write_json(args.json, summary)
+    return 0
+
+
+def run_check(args) -> int:
+    from il_robot.cli.main import write_json
+    from il_robot.data.bag_check import inspect_bag
+
+    reports = []
+    for bag in find_bags(args.bags, strict=False):
+        report = inspect_bag(bag)
+        if report.ok:
+            s = report.summary
+            counts = ", ".join(f"{t} {n}" for t, n in s["counts"].items())
+            print(f"OK {bag}: {s['frames']} frames, {s['duration']:.1f} s, {counts}")
+            reports.append({"bag": bag, "ok": True, "summary": s})
+        else:
+            print(f"BAD {bag}:")
+            for p in report.problems:
+                print(f"  - {p}")
+            reports.append({"bag": bag, "ok": False, "problems": [str(p) for p in report.problems]})
+    bad = sum(not r["ok"] for r in reports)
+    if len(reports) > 1:
+        print(f"{len(reports) - bad} of {len(reports)} bags OK")
+    write_json(args.json, {"bags": reports})
+    return 1 if bad else 0

@@ -1,0 +1,67 @@
+"""What a demo bag holds: one episode, standard message types, the topics below.
+
+The recorder (ROS), the in-process data generator and the dataset builder all
+read these constants, so the format is written down once.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from il_robot import topics
+from il_robot.robot.panda_like import JOINT_NAMES
+
+TELEOP_CMD = "/teleop/cmd_vel"      # geometry_msgs/TwistStamped: raw operator command
+OPERATOR = "/teleop/operator"       # std_msgs/String, JSON {"operator", "skill", ...}
+
+TYPESTORE = "ros2_kilted"           # rosbags.typesys.Stores value; standard messages as in Jazzy/Kilted
+STORAGES = ("mcap", "sqlite3")
+DEFAULT_STORAGE = "mcap"
+
+IMAGE_ENCODING = "rgb8"
+JOINT_ORDER = JOINT_NAMES           # panda_joint1..7; bags are matched by name, never by position
+SPLITS = ("train", "val", "heldout")  # an episode's split is its task's task set
+SKILLS = ("expert", "okay", "poor", "unknown")
+
+
+class TopicSpec(NamedTuple):
+    topic: str
+    msgtype: str
+    required: bool
+
+
+DEMO_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(topics.JOINT_STATES, "sensor_msgs/msg/JointState", True),
+    TopicSpec(topics.IMAGE, "sensor_msgs/msg/Image", True),
+    TopicSpec(topics.CAMERA_INFO, "sensor_msgs/msg/CameraInfo", False),
+    TopicSpec(topics.TIP_VELOCITY, "geometry_msgs/msg/TwistStamped", True),   # the action label
+    TopicSpec(topics.DESIRED_MOTION, "trajectory_msgs/msg/JointTrajectory", False),
+    TopicSpec(TELEOP_CMD, "geometry_msgs/msg/TwistStamped", False),
+    TopicSpec(topics.OBJECT_POSES, "geometry_msgs/msg/PoseArray", False),
+    TopicSpec(topics.EPISODE, "std_msgs/msg/String", True),
+    TopicSpec(topics.EPISODE_RESULT, "std_msgs/msg/String", False),
+    TopicSpec(OPERATOR, "std_msgs/msg/String", False),
+)
+
+MSGTYPES: dict[str, str] = {s.topic: s.msgtype for s in DEMO_TOPICS}
+REQUIRED_TOPICS: tuple[str, ...] = tuple(s.topic for s in DEMO_TOPICS if s.required)
+
+# Nominal rates (Hz) of the streamed topics; the JSON topics come once per episode.
+NOMINAL_RATES: dict[str, float] = {
+    topics.JOINT_STATES: 500.0, topics.IMAGE: 20.0, topics.CAMERA_INFO: 20.0, topics.TIP_VELOCITY: 20.0,
+    topics.DESIRED_MOTION: 20.0, TELEOP_CMD: 20.0, topics.OBJECT_POSES: 20.0,
+}
+
+# Published latched (transient local) by their nodes: recorded with that QoS so `ros2 bag play`
+# republishes them latched too.
+LATCHED_TOPICS: tuple[str, ...] = (topics.EPISODE, topics.EPISODE_RESULT, OPERATOR)
+
+# Keys of the /sim/episode JSON that the dataset needs (PushingWorld.reset() + recorder keys).
+EPISODE_REQUIRED_KEYS = ("task", "seed", "start_time")
+EPISODE_TASK_REQUIRED_KEYS = ("name", "task_set")
+
+# Alignment of one training sample per camera frame.
+JOINT_STATE_MAX_AGE = 0.05      # s: the joint state used for a frame is at most this old
+ACTION_MATCH_TOLERANCE = 0.001  # s: an action answers the frame whose stamp is this close
+JOINT_GAP_FACTOR = 10.0         # a joint-state gap > this x median period is a problem
+IMAGE_GAP_FACTOR = 3.0          # an image gap > this x median period is a problem

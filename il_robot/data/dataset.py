@@ -1,0 +1,184 @@
+"""Demo bags -> a training dataset: one .npz per episode, split by task set, described by dataset.json.
+
+The dataset is built in `<out>.partial` and renamed into place at the end, so
+an interrupted or failed build never leaves something that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from il_robot.data.bag_check import BagReport, Problem, episode_duration, inspect_bag
+from il_robot.data.bag_format import JOINT_ORDER, SPLITS
+
+FORMAT = "il_robot.dataset"
+VERSION = 1
+ACTION = {"name": "tip_velocity", "units": "m/s", "frame": "base", "dim": 3}
+ARRAYS = ("image", "t", "stamp", "q", "qd", "action")
+
+
+class DatasetError(ValueError):
+    """The dataset cannot be built (bad bag, existing output...) or read."""
+
+
+def _bad_bag_message(report: BagReport) -> str:
+    lines = "\n".join(f"  - {p}" for p in report.problems)
+    return f"bad bag {report.path}:\n{lines}"
+
+
+def _episode_key(path: Path, taken: set[str]) -> str:
+    key = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.resolve().name).strip("._") or "episode"
+    unique, n = key, 2
+    while unique in taken:
+        unique, n = f"{key}_{n}", n + 1
+    taken.add(unique)
+    return unique
+
+
+def _write_episode(root: Path, key: str, bag: str, report: BagReport) -> dict:
+    ep, frames = report.episode, report.episode.frames
+    split = ep.info["task"]["task_set"]
+    rel = Path(split) / f"{key}.npz"
+    (root / split).mkdir(exist_ok=True)
+    np.savez_compressed(
+        root / rel, image=frames.image.astype(np.uint8), t=frames.t.astype(np.float64),
+        stamp=(frames.stamp_ns / 1e9).astype(np.float64), q=frames.q.astype(np.float32),
+        qd=frames.qd.astype(np.float32), action=frames.action.astype(np.float32))
+    result = ep.result or {}
+    return {
+        "key": key, "file": str(rel), "bag": bag, "split": split, "task": ep.info["task"],
+        "task_name": ep.info["task"]["name"], "seed": ep.info.get("seed"), "episode_id": ep.info.get("episode_id"),
+        "operator": ep.operator["operator"], "skill": ep.operator["skill"],
+        "success": result.get("success"), "final_distance": result.get("final_distance"),
+        "duration": episode_duration(ep), "frames": int(frames.t.size),
+        "held_actions": frames.held_actions, "dropped_frames": frames.dropped_frames,
+    }
+
+
+def summarize(episodes: list[dict], skipped: list[dict]) -> dict:
+    def split_figures(eps):
+        return {"episodes": len(eps), "tasks": len({e["task_name"] for e in eps}),
+                "frames": sum(e["frames"] for e in eps)}
+
+    by_skill = {}
+    for skill in sorted({e["skill"] for e in episodes}):
+        eps = [e for e in episodes if e["skill"] == skill]
+        known = [e["success"] for e in eps if e["success"] is not None]
+        by_skill[skill] = {"episodes": len(eps), "with_result": len(known),
+                           "success_rate": float(np.mean(known)) if known else None}
+    return {**split_figures(episodes), "splits": {s: split_figures([e for e in episodes if e["split"] == s])
+                                                  for s in SPLITS},
+            "success_by_skill": by_skill, "skipped": skipped}
+
+
+def _check_out_dir(out: Path, bags: list[str], force: bool) -> Path:
+    partial = out.with_name(out.name + ".partial")
+    if out.exists() and not force:
+        raise DatasetError(f"{out} exists already; use --force to replace it")
+    if out.exists() and not (out / "dataset.json").is_file() and any(out.iterdir()):
+        raise DatasetError(f"{out} exists and is not a dataset (no dataset.json); not replacing it")
+    inside = [b for b in bags if out.exists() and out.resolve() in Path(b).resolve().parents]
+    if inside:
+        raise DatasetError(f"bag {inside[0]} lies inside the output directory {out}; choose another --out")
+    if partial.exists():
+        if not force:
+            raise DatasetError(f"{partial} exists (an interrupted build?); remove it or use --force")
+        shutil.rmtree(partial)
+    return partial
+
+
+def build_dataset(bags: list[str | Path], out_dir: str | Path, force: bool = False, skip_bad: bool = False,
+                  progress: bool = True) -> dict:
+    """Check and convert every bag; returns the summary also stored in dataset.json.
+
+    A bad bag fails the build (DatasetError listing its problems) unless skip_bad, which
+    leaves it out and records it under summary["skipped"].
+    """
+    if not bags:
+        raise DatasetError("no bags given")
+    out = Path(out_dir)
+    bags = list(dict.fromkeys(str(b) for b in bags))        # the same bag twice counts once
+    partial = _check_out_dir(out, bags, force)
+    episodes, skipped, taken, image_shape = [], [], set(), None
+    partial.mkdir(parents=True)
+    try:
+        for bag in tqdm(bags, desc="bags", unit="bag", disable=not progress):
+            report = inspect_bag(bag)
+            if report.ok:
+                shape = list(report.episode.frames.image.shape[1:])
+                if image_shape is None:
+                    image_shape = shape
+                elif shape != image_shape:
+                    report.problems.append(Problem(f"image size {shape} differs from the dataset's {image_shape}"))
+            if not report.ok:
+                if not skip_bad:
+                    raise DatasetError(_bad_bag_message(report))
+                skipped.append({"bag": bag, "problems": [str(p) for p in report.problems]})
+                continue
+            episodes.append(_write_episode(partial, _episode_key(Path(bag), taken), bag, report))
+        if not episodes:
+            raise DatasetError(f"no usable episodes: all {len(bags)} bag(s) are bad")
+        summary = summarize(episodes, skipped)
+        meta = {"format": FORMAT, "version": VERSION, "created": datetime.now(timezone.utc).isoformat(),
+                "image_shape": image_shape, "action": ACTION, "joint_names": list(JOINT_ORDER),
+                "arrays": {"image": "(T,H,W,3) uint8 RGB", "t": "(T,) float64 s since episode start",
+                           "stamp": "(T,) float64 s, absolute sim time", "q": "(T,7) float32 rad",
+                           "qd": "(T,7) float32 rad/s", "action": "(T,3) float32 m/s tip velocity, base frame"},
+                "episodes": episodes, "summary": summary}
+        (partial / "dataset.json").write_text(json.dumps(meta, indent=2))
+        _move_into_place(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return summary
+
+
+def _move_into_place(partial: Path, out: Path) -> None:
+    """Rename the finished dataset to `out`; an old one is removed only after that succeeded."""
+    old = None
+    if out.exists():
+        old = out.with_name(f"{out.name}.old-{datetime.now().strftime('%Y%m%d%H%M%S%f')}")
+        out.rename(old)
+    try:
+        partial.rename(out)
+    except BaseException:
+        if old is not None:
+            old.rename(out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class Dataset:
+    """A built dataset: `meta` (dataset.json) and lazy per-episode arrays."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        try:
+            self.meta = json.loads((self.root / "dataset.json").read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise DatasetError(f"{self.root} is not a dataset: cannot read dataset.json ({err})") from None
+        if self.meta.get("format") != FORMAT or self.meta.get("version", 0) > VERSION:
+            raise DatasetError(f"{self.root}: dataset.json is format {self.meta.get('format')!r} version "
+                               f"{self.meta.get('version')!r}; this code reads {FORMAT} up to {VERSION}")
+
+    def episode_meta(self, split: str | None = None) -> list[dict]:
+        return [e for e in self.meta["episodes"] if split is None or e["split"] == split]
+
+    def episodes(self, split: str | None = None) -> Iterator[tuple[dict, dict[str, np.ndarray]]]:
+        """(meta, arrays) per episode of `split` (all when None), loaded one at a time."""
+        for meta in self.episode_meta(split):
+            with np.load(self.root / meta["file"], allow_pickle=False) as npz:
+                yield meta, {name: npz[name] for name in ARRAYS}
+
+
+def load_dataset(root: str | Path) -> Dataset:
+    return Dataset(root)
