@@ -45,6 +45,11 @@ setup(
             "sim_node = il_robot.ros.sim_node:main",
             "inverse_dynamics_node = il_robot.ros.inverse_dynamics_node:main",
             "policy_node = il_robot.ros.policy_node:main",
+            "teleop_node = il_robot.ros.teleop_node:main",
+            "operator_node = il_robot.ros.operator_node:main",
+            "recorder_node = il_robot.ros.recorder_node:main",
+            "joy_teleop = il_robot.ros.joy_teleop_node:main",
+            "keyboard_teleop = il_robot.ros.keyboard_teleop_node:main",
         ],
     },
 )

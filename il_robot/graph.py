@@ -75,4 +75,43 @@ PUSHING = Graph(
     ),
 )
 
-GRAPHS = {g.name: g for g in (PUSHING,)}
+RECORD_DEMOS = Graph(
+    name="record_demos",
+    params_file="record_demos.yaml",
+    arguments=(
+        Argument("out_dir", "demos", "Directory for the bags (one per episode)"),
+        Argument("storage", "mcap", "rosbag2 storage: mcap or sqlite3"),
+        Argument("sim_operator", "false", "Start a simulated operator (otherwise a human drives /teleop/cmd_vel)"),
+        Argument("skill", "expert", "Simulated operator's skill: expert, okay or poor"),
+        Argument("operator_seed", "0", "Seed of the simulated operator's noise"),
+        Argument("joy", "false", "Start the joystick teleop (needs a joy/spacenav driver on /joy)"),
+        Argument("sim", "true", "Start the MuJoCo simulator"),
+        Argument("use_sim_time", "true", "Follow /clock (true with the simulator)"),
+        Argument("mode", "realtime", "Simulator mode: realtime (humans) or lockstep"),
+        Argument("sync_policy", "false", "Lockstep simulator waits for the teleop node at each frame"),
+        Argument("task_set", "train", "Task set of the first episode"),
+        Argument("task_index", "0", "Task of the first episode"),
+        Argument("seed", "0", "Episode seed of the first episode"),
+        Argument("auto_reset", "true", "Start the next episode (seed + 1) when one ends"),
+        Argument("episode_duration", "10.0", "Episode length (s of sim time)"),
+    ),
+    nodes=(
+        NodeSpec("sim_node", "il_robot.ros.sim_node", "sim",
+                 params={"mode": "mode", "sync_policy": "sync_policy", "task_set": "task_set",
+                         "task_index": "task_index", "seed": "seed", "auto_reset": "auto_reset",
+                         "episode_duration": "episode_duration"},
+                 condition="sim"),
+        NodeSpec("inverse_dynamics_node", "il_robot.ros.inverse_dynamics_node", "inverse_dynamics",
+                 params={"use_sim_time": "use_sim_time"}),
+        NodeSpec("teleop_node", "il_robot.ros.teleop_node", "teleop", params={"use_sim_time": "use_sim_time"}),
+        NodeSpec("operator_node", "il_robot.ros.operator_node", "operator",
+                 params={"use_sim_time": "use_sim_time", "skill": "skill", "seed": "operator_seed"},
+                 condition="sim_operator"),
+        NodeSpec("joy_teleop", "il_robot.ros.joy_teleop_node", "joy_teleop",
+                 params={"use_sim_time": "use_sim_time"}, condition="joy"),
+        NodeSpec("recorder_node", "il_robot.ros.recorder_node", "recorder",
+                 params={"use_sim_time": "use_sim_time", "out_dir": "out_dir", "storage": "storage"}),
+    ),
+)
+
+GRAPHS = {g.name: g for g in (PUSHING, RECORD_DEMOS)}

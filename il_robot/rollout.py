@@ -46,9 +46,17 @@ class InProcessStack:
         self.control_period = 1.0 / control_rate
 
     def run_episode(self, policy: Policy, seed: int, duration: float = 10.0, render: bool = False,
-                    record_frames: bool = False) -> EpisodeResult:
+                    record_frames: bool = False, observer=None) -> EpisodeResult:
+        """One episode. `observer` (optional) sees what the ROS graph would publish, in the same
+        order and at the same stamps: episode_start(info), joint_state(t, q, qd, effort) every
+        step, frame(t, image, objects) and action(t, v, desired) every control tick,
+        episode_end(result) -- the in-process recorder writes demo bags from these."""
         world = self.world
         context = world.reset(seed)
+        context["episode_duration"] = duration
+        if observer is not None:
+            render = True
+            observer.episode_start(context)
         policy.reset(context)
         self.rr.reset()
         steps_per_tick = max(1, round(self.control_period / world.timestep))
@@ -58,17 +66,29 @@ class InProcessStack:
             now = world.clock
             q, qd = world.q, world.qd
             self.controller.set_joint_state(world.joint_names, q, qd, now)
+            if observer is not None:
+                observer.joint_state(now, q, qd, world.applied_torque)
             if k % steps_per_tick == 0:
                 image = world.render() if (render or policy.needs_image) else None
                 if record_frames and image is not None:
                     frames.append(image)
                 tip, _ = self.robot.tip_pose(q)
-                obs = Observation(now, q, qd, tip, image, privileged_objects(world))
+                objects = privileged_objects(world)
+                if observer is not None:
+                    observer.frame(now, image, objects)
+                obs = Observation(now, q, qd, tip, image, objects)
                 v = np.asarray(policy.act(obs), dtype=float)
                 dm = self.rr.step(q, v, now, self.control_period)
+                if observer is not None:
+                    observer.action(now, v, dm)
                 self.controller.set_desired(world.joint_names, dm.positions, dm.velocities,
                                             dm.accelerations, now, now)
             tau, _ = self.controller.command(now)
             world.step(tau)
         out = world.outcome()
-        return EpisodeResult(world.task.name, seed, out.success, out.final_distance, world.episode_time, frames)
+        result = EpisodeResult(world.task.name, seed, out.success, out.final_distance, world.episode_time, frames)
+        if observer is not None:
+            observer.joint_state(world.clock, world.q, world.qd, world.applied_torque)  # the final state
+            observer.episode_end({"task": result.task, "seed": seed, "success": out.success,
+                                  "final_distance": out.final_distance, "duration": result.duration})
+        return result

@@ -12,3 +12,6 @@ EPISODE = "/sim/episode"                        # std_msgs/String, JSON; latched
 EPISODE_RESULT = "/sim/episode_result"          # std_msgs/String, JSON; latched
 SIM_RESET = "/sim/reset"                        # std_srvs/Trigger
 SIM_NEXT_EPISODE = "/sim/next_episode"          # std_srvs/Trigger
+TELEOP_CMD = "/teleop/cmd_vel"                  # geometry_msgs/TwistStamped: an operator's tip velocity
+OPERATOR = "/teleop/operator"                   # std_msgs/String, JSON {"operator", "skill", ...}; latched
+JOY = "/joy"                                    # sensor_msgs/Joy from a joy / spacenav driver

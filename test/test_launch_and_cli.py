@@ -13,22 +13,39 @@ from il_robot.launcher import node_commands, parse_launch_args
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_launch_file_is_a_valid_launch_description():
+@pytest.mark.parametrize("launch_file,graph", [("pushing.launch.py", "pushing"),
+                                               ("record_demos.launch.py", "record_demos")])
+def test_launch_file_is_a_valid_launch_description(launch_file, graph):
     if importlib.util.find_spec("launch_ros") is None:
         pytest.skip("launch_ros is not installed (it ships with ROS 2, not on PyPI); "
                     "covered under a ROS 2 install")
-    spec = importlib.util.spec_from_file_location("pushing_launch", ROOT / "launch" / "pushing.launch.py")
+    from il_robot.graph import GRAPHS
+    spec = importlib.util.spec_from_file_location("launch_file", ROOT / "launch" / launch_file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     from launch_ros.actions import Node
     nodes = [a for a in description.entities if isinstance(a, Node)]
-    assert len(nodes) == len(PUSHING.nodes)
+    assert len(nodes) == len(GRAPHS[graph].nodes)
 
 
-def test_launch_file_reads_the_shared_graph():
-    text = (ROOT / "launch" / "pushing.launch.py").read_text()
-    assert "from il_robot.graph import PUSHING" in text and "PUSHING.nodes" in text
+@pytest.mark.parametrize("launch_file,graph", [("pushing.launch.py", "PUSHING"),
+                                               ("record_demos.launch.py", "RECORD_DEMOS")])
+def test_launch_files_read_the_shared_graph(launch_file, graph):
+    """No second node list: each launch file hands its il_robot.graph entry to one translator."""
+    text = (ROOT / "launch" / launch_file).read_text()
+    assert f"from il_robot.graph import {graph}" in text and f"graph_launch_description({graph})" in text
+    assert "Node(" not in text
+
+
+def test_every_graph_config_section_matches_a_node():
+    import yaml
+
+    from il_robot.graph import GRAPHS
+    from il_robot.paths import config_file
+    for graph in GRAPHS.values():
+        sections = set(yaml.safe_load(config_file(graph.params_file).read_text()))
+        assert sections == {n.name for n in graph.nodes}, graph.name
 
 
 def test_pip_launcher_uses_params_file_and_overrides():
@@ -45,7 +62,7 @@ def test_unknown_launch_argument_is_refused():
         parse_launch_args(PUSHING, ["polcy:=x"])
 
 
-@pytest.mark.parametrize("command", ["launch", "eval", "bench"])
+@pytest.mark.parametrize("command", ["launch", "eval", "bench", "record", "dataset"])
 def test_every_subcommand_has_help(command):
     out = subprocess.run([sys.executable, "-m", "il_robot.cli.main", command, "--help"], capture_output=True,
                          text=True, timeout=60)

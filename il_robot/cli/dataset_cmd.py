@@ -49,7 +49,8 @@ def _looks_like_bag(d: Path) -> bool:
 
 def find_bags(paths: list[str], strict: bool = True) -> list[str]:
     """Bag directories named or found below the given paths (a directory with metadata.yaml or a
-    storage file); in-progress recordings (*.partial) are skipped. strict: a path that does not
+    storage file); in-progress recordings (*.partial) and episodes the recorder marked as cut
+    short (*_incomplete) are skipped when searching below a directory. strict: a path that does not
     exist or holds no bag is an error; otherwise it is passed on (for `check` to report)."""
     found: list[str] = []
     for arg in paths:
@@ -60,7 +61,8 @@ def find_bags(paths: list[str], strict: bool = True) -> list[str]:
             found.append(arg)
             continue
         below = sorted(str(d) for d in root.rglob("*") if d.is_dir() and _looks_like_bag(d)
-                       and not any(part.endswith(".partial") for part in d.relative_to(root).parts))
+                       and not any(part.endswith((".partial", "_incomplete"))
+                                   for part in d.relative_to(root).parts))
         if not below and strict:
             raise FileNotFoundError(f"no bags (directories with metadata.yaml) under {arg}")
         found += below or [arg]

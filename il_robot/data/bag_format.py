@@ -11,8 +11,8 @@ from typing import NamedTuple
 from il_robot import topics
 from il_robot.robot.panda_like import JOINT_NAMES
 
-TELEOP_CMD = "/teleop/cmd_vel"      # geometry_msgs/TwistStamped: raw operator command
-OPERATOR = "/teleop/operator"       # std_msgs/String, JSON {"operator", "skill", ...}
+TELEOP_CMD = topics.TELEOP_CMD       # geometry_msgs/TwistStamped: raw operator command
+OPERATOR = topics.OPERATOR           # std_msgs/String, JSON {"operator", "skill", ...}
 
 TYPESTORE = "ros2_kilted"           # rosbags.typesys.Stores value; standard messages as in Jazzy/Kilted
 STORAGES = ("mcap", "sqlite3")

@@ -26,6 +26,7 @@ class Observation:
     tip: np.ndarray                   # tool tip position (3,), base frame
     image: np.ndarray | None = None   # (H, W, 3) uint8 RGB
     objects: dict[str, np.ndarray] = field(default_factory=dict)  # privileged sim state, if any
+    command: np.ndarray | None = None  # operator's tip velocity (teleop), None when absent or stale
 
 
 @dataclass
@@ -40,6 +41,7 @@ class PolicyConfig:
 class Policy(ABC):
     needs_image = False        # subscribes to the camera
     needs_privileged = False   # needs the simulator's object poses (scripted expert only)
+    needs_command = False      # reads an operator's velocity command (teleop)
 
     @abstractmethod
     def reset(self, context: dict) -> None:
@@ -86,3 +88,12 @@ def make_policy(name: str, config: PolicyConfig) -> Policy:
 
 def _load_builtin() -> None:
     from il_robot.policies import hold, scripted  # noqa: F401  (registers on import)
+    from il_robot.teleop import operators, teleop_policy  # noqa: F401
+    try:
+        from il_robot.policies import tecnet  # noqa: F401  (needs onnxruntime)
+    except ImportError as err:  # the other policies must not depend on it
+        reason = f"tecnet is unavailable: {err} (bash scripts/setup.sh installs onnxruntime)"
+
+        def unavailable(config: PolicyConfig, reason: str = reason) -> Policy:
+            raise PolicyLoadError(reason)
+        _REGISTRY.setdefault("tecnet", unavailable)

@@ -26,8 +26,8 @@ from il_robot.ros import conversions as conv
 
 
 class EpisodeClient(Node):
-    def __init__(self, name: str = "il_robot_episodes", record_frames: bool = False):
-        super().__init__(name)
+    def __init__(self, name: str = "il_robot_episodes", record_frames: bool = False, **kwargs):
+        super().__init__(name, **kwargs)
         self._results: dict[int, dict] = {}
         self._cv = threading.Condition()
         self._action_stamps: list[float] = []

@@ -40,9 +40,9 @@ DEVICES = ("cpu", "cuda", "tensorrt")
 
 
 class PolicyNode(Node):
-    def __init__(self, **kwargs):
-        super().__init__("policy", **kwargs)
-        self.policy_name = declare(self, "policy", "scripted", "Policy to run: " + ", ".join(available()))
+    def __init__(self, node_name: str = "policy", default_policy: str = "scripted", **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.policy_name = declare(self, "policy", default_policy, "Policy to run: " + ", ".join(available()))
         self.model_dir = declare(self, "model_dir", "", "Model directory (ONNX + metadata); '' = shipped default")
         self.demos = declare(self, "demo", [""], "Demo bag(s) conditioning a few-shot policy")
         self.device = declare(self, "device", "cpu", "Inference device", choices=DEVICES)
@@ -52,6 +52,11 @@ class PolicyNode(Node):
         max_speed = declare(self, "max_tip_speed", 0.3, "Tool tip speed limit (m/s)", float_range=(0.01, 1.0))
         desired_topic = declare(self, "desired_topic", topics.DESIRED_MOTION, "Desired motion output",
                                 read_only=True)
+        teleop_topic = declare(self, "teleop_topic", topics.TELEOP_CMD,
+                               "Operator velocity commands (TwistStamped) for the teleop policy", read_only=True)
+        self.command_timeout = declare(self, "command_timeout", 0.5,
+                                       "Teleop: a command older than this (s) counts as released -> stop",
+                                       float_range=(0.01, 5.0))
 
         self.robot = RobotModel.load(description, list(panda_like.JOINT_NAMES))
         self.order = JointOrder(self.robot.joint_names)
@@ -68,6 +73,7 @@ class PolicyNode(Node):
         self.swaps = 0
         self._episode: dict = {}
         self._last_desired: JointTrajectory | None = None
+        self._command: tuple[float, np.ndarray] | None = None   # (stamp, tip velocity) from the operator
 
         # Frames are handled on a node of their own, spun in its own thread: a policy
         # being built in this node's parameter callback never delays a tick.
@@ -80,6 +86,7 @@ class PolicyNode(Node):
         self.joint_states = LatestMessage(self, JointState, topics.JOINT_STATES)
         control.create_subscription(Image, topics.IMAGE, self._on_image, qos_profile_sensor_data)
         control.create_subscription(PoseArray, topics.OBJECT_POSES, self._on_objects, 10)
+        control.create_subscription(TwistStamped, teleop_topic, self._on_command, 10)
         control.create_subscription(String, topics.EPISODE, self._on_episode,
                                     QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.get_logger().info(f"policy '{self.policy_name}' at {self.rate_hz:g} Hz -> '{desired_topic}'")
@@ -104,6 +111,8 @@ class PolicyNode(Node):
             return SetParametersResult(successful=False, reason=f"device must be one of {list(DEVICES)}")
         if "rate_hz" in changes:
             self.rate_hz = changes["rate_hz"]
+        if "command_timeout" in changes:
+            self.command_timeout = changes["command_timeout"]
         if not any(k in changes for k in POLICY_PARAMS):
             return SetParametersResult(successful=True)
         name = changes.get("policy", self.policy_name)
@@ -136,6 +145,7 @@ class PolicyNode(Node):
             self._episode = context
             self.policy.reset(context)
             self.rr.reset()
+            self._command = None   # an operator's command belongs to its episode
         self._last_tick = -np.inf
 
     def _on_image(self, msg: Image) -> None:
@@ -145,7 +155,20 @@ class PolicyNode(Node):
             self.get_logger().error(f"ignored camera image: {err}", throttle_duration_sec=2.0)
             return
         if self.policy.needs_image or not self.policy.needs_privileged:
-            self._frame(conv.from_time(msg.header.stamp))
+            self._frame(conv.from_time(msg.header.stamp))  # teleop and hold tick on the camera too
+
+    def _on_command(self, msg: TwistStamped) -> None:
+        v = np.array([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z])
+        if not np.all(np.isfinite(v)):
+            self.get_logger().error(f"ignored non-finite teleop command {v.tolist()}", throttle_duration_sec=1.0)
+            return
+        self._command = (conv.from_time(msg.header.stamp), v)
+
+    def _fresh_command(self, t: float) -> np.ndarray | None:
+        if self._command is None:
+            return None
+        stamp, v = self._command
+        return v if t - stamp <= self.command_timeout else None
 
     def _on_objects(self, msg: PoseArray) -> None:
         if len(msg.poses) >= 3:
@@ -185,7 +208,7 @@ class PolicyNode(Node):
 
     def _tick(self, t: float, q: np.ndarray, qd: np.ndarray, period: float) -> None:
         tip, _ = self.robot.tip_pose(q)
-        obs = Observation(t, q, qd, tip, self._image, dict(self._objects))
+        obs = Observation(t, q, qd, tip, self._image, dict(self._objects), self._fresh_command(t))
         try:
             v = np.asarray(self.policy.act(obs), dtype=float)
             if v.shape != (3,) or not np.all(np.isfinite(v)):

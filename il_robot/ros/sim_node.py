@@ -17,7 +17,7 @@ import json
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
@@ -60,10 +60,14 @@ class LoopStats:
     torque_late: int = 0
     frames: int = 0
     policy_missed: int = 0
+    published: dict = field(default_factory=dict)   # topic -> messages published in the episode
 
     def as_dict(self) -> dict:
         return {"steps": self.steps, "torque_missed": self.torque_missed, "torque_late": self.torque_late,
                 "frames": self.frames, "policy_missed": self.policy_missed}
+
+    def count(self, topic: str) -> None:
+        self.published[topic] = self.published.get(topic, 0) + 1
 
 
 class SimNode(Node):
@@ -111,6 +115,7 @@ class SimNode(Node):
         self._pending = 0                    # joint states published and not yet answered
         self._policy_stamp = -np.inf
         self._interrupt = False
+        self._restart_frames = False
         self._stop = False
         self._last_sent: list = []
         self.episode_id = 0
@@ -122,9 +127,9 @@ class SimNode(Node):
         self._frame_stamp = -np.inf          # latest camera frame (sim time)
         self.loop = LoopStats()
 
-        self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES, 10)
+        self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES, 100)  # slack for recorders
         self.pub_clock = self.create_publisher(Clock, topics.CLOCK, 10)
-        self.pub_image = self.create_publisher(Image, topics.IMAGE, 10)
+        self.pub_image = self.create_publisher(Image, topics.IMAGE, 20)
         self.pub_info = self.create_publisher(CameraInfo, topics.CAMERA_INFO, 10)
         self.pub_objects = self.create_publisher(PoseArray, topics.OBJECT_POSES, 10)
         self.pub_episode = self.create_publisher(String, topics.EPISODE, LATCHED)
@@ -162,6 +167,12 @@ class SimNode(Node):
         task = make_task(self.task_set, self.task_index)
         if task != self.world.task:
             self.world.set_task(task)
+        # A reset takes one camera period of sim time, and frames restart at the episode's start:
+        # no stamp is shared by two episodes and frames keep at least a period apart, so nodes
+        # that answer frames by stamp and rate never confuse the last frame of one episode with
+        # the first of the next.
+        self.world.clock += self.steps_per_frame * self.world.timestep
+        self._restart_frames = True
         info = self.world.reset(self.seed)
         self.episode_id += 1
         self.episode_done = False
@@ -229,6 +240,8 @@ class SimNode(Node):
                     waited += RETRANSMIT
                     for pub, msg in self._last_sent:
                         pub.publish(msg)
+                        if not self.episode_done and pub is not self.pub_clock:
+                            self.loop.count(pub.topic_name)   # a re-send is a publish: recorders see it
                     if waited >= self.response_timeout:
                         self.get_logger().warning(f"lockstep: still waiting for {what}",
                                                   throttle_duration_sec=5.0)
@@ -262,6 +275,8 @@ class SimNode(Node):
             self._rx_at_publish = self._commands_rx
         for pub, msg in sent:
             pub.publish(msg)
+            if not self.episode_done and pub is not self.pub_clock:
+                self.loop.count(pub.topic_name)
         self._last_sent = sent
         if ending:
             self._finish_episode()
@@ -275,6 +290,10 @@ class SimNode(Node):
         """Camera thread (realtime mode)."""
         self.pub_image.publish(conv.image(rgb, t))
         self.pub_info.publish(self._camera_info(t))
+        if not self.episode_done:
+            with self._lock:
+                self.loop.count(self.pub_image.topic_name)
+                self.loop.count(self.pub_info.topic_name)
 
     def _count_policy_answer(self) -> None:
         """Was the previous frame answered (desired motion stamped at or after it) before this one?"""
@@ -291,7 +310,8 @@ class SimNode(Node):
         self._frame_stamp = -np.inf
         result = {"episode_id": self.episode_id, "task": self.world.task.name, "seed": self.world.episode_seed,
                   "success": out.success, "final_distance": out.final_distance,
-                  "duration": self.world.episode_time, "loop": self.loop.as_dict()}
+                  "duration": self.world.episode_time, "loop": self.loop.as_dict(),
+                  "published": dict(self.loop.published)}
         self.pub_result.publish(String(data=json.dumps(result)))
         self.get_logger().info(f"episode {self.episode_id} {'SUCCESS' if out.success else 'failure'}: "
                                f"target {out.final_distance * 100:.1f} cm from goal")
@@ -324,6 +344,8 @@ class SimNode(Node):
         while not self._stop:
             with self._cv:
                 self._interrupt = False
+                if self._restart_frames:
+                    k, self._restart_frames = 0, False
                 if lockstep:
                     self._pending += 1
             with self._lock:

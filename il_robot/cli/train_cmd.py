@@ -1,0 +1,62 @@
+"""il-robot train: fit a learned policy to a built dataset (PyTorch, offline)."""
+
+from __future__ import annotations
+
+TORCH_HINT = "training needs the training extras (torch, onnx): IL_ROBOT_EXTRAS=train bash scripts/setup.sh"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a policy from a dataset (needs the training extras)",
+        description="Trains a learned policy on a dataset made by `il-robot dataset build`, then exports the "
+                    "runtime model (ONNX + metadata.json) into OUT/onnx.")
+    models = p.add_subparsers(dest="model", required=True, metavar="MODEL")
+    t = models.add_parser(
+        "tecnet", help="TecNet few-shot imitation (task embedding + control net)",
+        description="Task-embedding network + control network (James et al., CoRL 2018). Batches of tasks from "
+                    "the train split; validation on the val split every train.val_every steps. OUT gets "
+                    "checkpoints/{last,best}.pt, train_log.csv, val_log.csv, curves.png, embeddings_val.png, "
+                    "summary.json and onnx/ (the model for `--model-dir`).")
+    t.add_argument("--data", required=True, metavar="DIR", help="dataset directory (il-robot dataset build)")
+    t.add_argument("--out", required=True, metavar="DIR", help="run directory (created)")
+    t.add_argument("--config", metavar="YAML",
+                   help="hyperparameters (default: the package's config/tecnet.yaml, documented there)")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting, e.g. --set data.tasks_per_batch=8 (repeatable)")
+    t.add_argument("--steps", type=int, help="total training steps (overrides train.steps; with --resume, "
+                                             "the step count to reach)")
+    t.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1...")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in OUT from checkpoints/last.pt (its own config; --steps may raise "
+                        "the total)")
+    t.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=run_tecnet)
+
+
+def default_config():
+    from il_robot.paths import config_file
+
+    try:
+        path = config_file("tecnet.yaml")
+    except FileNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+def run_tecnet(args) -> int:
+    try:
+        from il_robot.learning import tecnet_train
+    except ImportError as err:
+        raise RuntimeError(f"{TORCH_HINT} ({err})") from None
+    if args.resume and (args.config or args.set):
+        raise ValueError("--resume continues with the run's own config; drop --config/--set")
+    cfg = None if args.resume else tecnet_train.load_config(args.config or default_config(), args.set)
+    summary = tecnet_train.train(args.data, args.out, cfg, steps=args.steps, device=args.device,
+                                 resume=args.resume, progress=not args.quiet, export=not args.no_export)
+    final_val = summary.get("final_val") or {}
+    if final_val:
+        print(f"val: embedding accuracy {float(final_val['val_embedding_accuracy']):.2f}, control rmse "
+              f"{float(final_val['val_control_rmse_mps']):.4f} m/s (step {final_val['step']})")
+    print(f"run directory: {args.out} (summary.json, curves.png{', onnx/' if 'onnx' in summary else ''})")
+    return 0

@@ -1,0 +1,209 @@
+"""TecNet training data: demos held in memory, normalisation statistics, task batches, a fixed val set.
+
+numpy only (no torch), so the batching can be tested and reused without a GPU stack.
+A batch is N tasks x (S support + Q query) demos of the same task; the embedding
+net sees each demo's first and last frames, the control net K random timesteps of
+every demo. Images stay uint8 in memory (about 12 KB a frame) until a batch is made.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from il_robot.data.dataset import Dataset
+
+STATE_STD_FLOOR = 1e-2    # rad, rad/s: a joint that never moved must not blow up at run time
+ACTION_STD_FLOOR = 1e-3   # m/s
+
+
+@dataclass
+class DataConfig:
+    tasks_per_batch: int = 16       # N: tasks in a batch; the other tasks are each query's negatives
+    support: int = 1                # S: demos that make a task's sentence
+    query: int = 1                  # Q: demos embedded and scored against all sentences
+    timesteps_per_demo: int = 16    # K: control samples drawn from every support and query demo
+    frame_stride: int = 1           # keep every n-th frame in memory (first and last are always kept)
+    skills: list[str] = field(default_factory=list)   # operator skills to train on; empty = all
+    success_only: bool = False      # drop demos whose episode failed (unknown results are kept)
+    augment_shift: int = 4          # random shift: pad by this many pixels, crop back; 0 = off
+    val_timesteps_per_demo: int = 20  # evenly spaced control samples per val query demo
+
+
+@dataclass
+class Demo:
+    """One episode as training needs it."""
+    key: str
+    task_name: str
+    meta: dict
+    ends: np.ndarray      # (2, H, W, 3) uint8: first and last frames of the full episode
+    images: np.ndarray    # (T, H, W, 3) uint8, every frame_stride-th frame
+    state: np.ndarray     # (T, 14) float32: q then qd, not normalised
+    action: np.ndarray    # (T, 3) float32, m/s, not normalised
+
+
+def keep_demo(meta: dict, cfg: DataConfig) -> bool:
+    if cfg.skills and meta.get("skill") not in cfg.skills:
+        return False
+    return not (cfg.success_only and meta.get("success") is False)
+
+
+def load_demos(dataset: Dataset, split: str, cfg: DataConfig) -> list[Demo]:
+    """Every usable episode of `split`, frames subsampled by cfg.frame_stride."""
+    stride = max(1, int(cfg.frame_stride))
+    demos = []
+    for meta, arrays in dataset.episodes(split):
+        if not keep_demo(meta, cfg) or len(arrays["image"]) == 0:
+            continue
+        image = arrays["image"]
+        demos.append(Demo(
+            key=meta["key"], task_name=meta["task_name"], meta=meta,
+            ends=np.stack([image[0], image[-1]]),
+            images=np.ascontiguousarray(image[::stride]),
+            state=np.concatenate([arrays["q"], arrays["qd"]], axis=1)[::stride].astype(np.float32),
+            action=arrays["action"][::stride].astype(np.float32)))
+    return demos
+
+
+def by_task(demos: list[Demo]) -> dict[str, list[Demo]]:
+    tasks: dict[str, list[Demo]] = defaultdict(list)
+    for demo in sorted(demos, key=lambda d: d.key):
+        tasks[demo.task_name].append(demo)
+    return dict(sorted(tasks.items()))
+
+
+@dataclass
+class Normalisation:
+    """state -> (state - mean) / std before the control net; action = output * std + mean after it.
+    The action mean is kept at zero so that "stand still" stays zero."""
+    state_mean: np.ndarray
+    state_std: np.ndarray
+    action_mean: np.ndarray
+    action_std: np.ndarray
+
+    @classmethod
+    def from_demos(cls, demos: list[Demo]) -> Normalisation:
+        state = np.concatenate([d.state for d in demos]).astype(np.float64)
+        action = np.concatenate([d.action for d in demos]).astype(np.float64)
+        return cls(state.mean(0).astype(np.float32), np.maximum(state.std(0), STATE_STD_FLOOR).astype(np.float32),
+                   np.zeros(action.shape[1], np.float32),
+                   np.maximum(action.std(0), ACTION_STD_FLOOR).astype(np.float32))
+
+    def state(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.state_mean) / self.state_std).astype(np.float32)
+
+    def action(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.action_mean) / self.action_std).astype(np.float32)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {k: [float(v) for v in np.asarray(x)] for k, x in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalisation:
+        return cls(**{k: np.asarray(d[k], np.float32) for k in ("state_mean", "state_std", "action_mean",
+                                                                 "action_std")})
+
+
+def random_shift(images: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
+    """Pad (edge pixels) and crop back at a random offset per image: (B, H, W, C) uint8."""
+    if pad <= 0:
+        return images
+    b, h, w, _ = images.shape
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    dy = rng.integers(0, 2 * pad + 1, b)
+    dx = rng.integers(0, 2 * pad + 1, b)
+    rows = dy[:, None] + np.arange(h)
+    cols = dx[:, None] + np.arange(w)
+    return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def to_nchw(images: np.ndarray) -> np.ndarray:
+    """(..., H, W, C) uint8 -> (..., C, H, W) float32 0..255, what the networks read."""
+    return np.moveaxis(images, -1, -3).astype(np.float32)
+
+
+def demo_frames(ends: np.ndarray) -> np.ndarray:
+    """(..., 2, H, W, 3) first/last frames -> (..., H, W, 6): first RGB then last RGB."""
+    return np.concatenate([ends[..., 0, :, :, :], ends[..., 1, :, :, :]], axis=-1)
+
+
+class TaskBatchSampler:
+    """Random batches of N tasks x (S support + Q query) demos, with K control samples per demo.
+
+    Arrays (first S of axis 1 are support):
+      frames (N, S+Q, 6, H, W), images (N, S+Q, K, 3, H, W): float32 0..255
+      state (N, S+Q, K, 14), action (N, S+Q, K, 3): float32, normalised
+    """
+
+    def __init__(self, demos: list[Demo], cfg: DataConfig, norm: Normalisation, rng: np.random.Generator):
+        per_task = cfg.support + cfg.query
+        self.tasks = [demos for demos in by_task(demos).values() if len(demos) >= per_task]
+        if len(self.tasks) < 2:
+            raise ValueError(f"need at least 2 training tasks with >= {per_task} demos each "
+                             f"(support {cfg.support} + query {cfg.query}); found {len(self.tasks)}")
+        self.cfg, self.norm, self.rng = cfg, norm, rng
+        self.tasks_per_batch = min(cfg.tasks_per_batch, len(self.tasks))
+
+    def sample(self) -> dict[str, np.ndarray]:
+        cfg, rng = self.cfg, self.rng
+        n, m, k = self.tasks_per_batch, cfg.support + cfg.query, cfg.timesteps_per_demo
+        chosen = [self.tasks[i] for i in rng.choice(len(self.tasks), n, replace=False)]
+        demos = [task[j] for task in chosen for j in rng.choice(len(task), m, replace=False)]
+        ends = np.stack([d.ends for d in demos])                                   # (n*m, 2, H, W, 3)
+        times = [rng.integers(0, len(d.images), k) for d in demos]
+        images = np.concatenate([d.images[t] for d, t in zip(demos, times)])        # (n*m*k, H, W, 3)
+        state = np.concatenate([d.state[t] for d, t in zip(demos, times)])
+        action = np.concatenate([d.action[t] for d, t in zip(demos, times)])
+        frames = demo_frames(ends)
+        if cfg.augment_shift > 0:
+            frames = random_shift(frames, cfg.augment_shift, rng)
+            images = random_shift(images, cfg.augment_shift, rng)
+        h, w = images.shape[1:3]
+        return {"frames": to_nchw(frames).reshape(n, m, 6, h, w),
+                "images": to_nchw(images).reshape(n, m, k, 3, h, w),
+                "state": self.norm.state(state).reshape(n, m, k, -1),
+                "action": self.norm.action(action).reshape(n, m, k, -1)}
+
+
+@dataclass
+class ValidationSet:
+    """Held-out tasks scored the same way every time: the first S demos of a task (by key) make its
+    sentence, its other demos are queries; control is scored on evenly spaced frames of the queries."""
+    task_names: list[str]
+    support_frames: np.ndarray   # (tasks, S, 6, H, W) float32
+    query_frames: np.ndarray     # (queries, 6, H, W) float32
+    query_task: np.ndarray       # (queries,) index into task_names
+    images: np.ndarray           # (samples, 3, H, W) float32
+    state: np.ndarray            # (samples, 14) normalised
+    action: np.ndarray           # (samples, 3) normalised
+    sample_query: np.ndarray     # (samples,) index of the query demo each sample comes from
+    demos: list[Demo]            # every val demo, for the embedding plot
+
+    @classmethod
+    def build(cls, demos: list[Demo], cfg: DataConfig, norm: Normalisation) -> ValidationSet | None:
+        """None when no task has enough demos for a support set and a query."""
+        tasks = {name: ds for name, ds in by_task(demos).items() if len(ds) > cfg.support}
+        if len(tasks) < 2:
+            return None
+        support, queries, query_task = [], [], []
+        images, state, action, sample_query = [], [], [], []
+        for t, ds in enumerate(tasks.values()):
+            support.append(demo_frames(np.stack([d.ends for d in ds[:cfg.support]])))
+            for d in ds[cfg.support:]:
+                steps = np.unique(np.linspace(0, len(d.images) - 1, cfg.val_timesteps_per_demo).round().astype(int))
+                sample_query += [len(queries)] * len(steps)
+                queries.append(demo_frames(d.ends))
+                query_task.append(t)
+                images.append(d.images[steps]), state.append(d.state[steps]), action.append(d.action[steps])
+        return cls(list(tasks), to_nchw(np.stack(support)), to_nchw(np.stack(queries)), np.array(query_task),
+                   to_nchw(np.concatenate(images)), norm.state(np.concatenate(state)),
+                   norm.action(np.concatenate(action)), np.array(sample_query), demos)
+
+
+def data_summary(demos: list[Demo]) -> dict:
+    tasks = by_task(demos)
+    return {"demos": len(demos), "tasks": len(tasks), "frames_in_memory": int(sum(len(d.images) for d in demos)),
+            "demos_per_task": {"min": min(map(len, tasks.values())), "max": max(map(len, tasks.values()))}
+            if tasks else None}

@@ -1,0 +1,138 @@
+"""TecNet networks and losses (James, Bloesch & Davison, CoRL 2018).
+
+An embedding net turns a demo (its first and last frames) into a unit-length task
+embedding; the control net maps the current image, with the task's "sentence" tiled
+over it, plus the robot state to an action. Both take pixels as float 0..255 NCHW
+and scale them to [-1, 1] themselves, so the runtime only transposes camera frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+STATE_DIM = 14      # q (7) and qd (7), normalised by the caller
+ACTION_DIM = 3      # tool-tip linear velocity, normalised by the caller
+DEMO_CHANNELS = 6   # first and last RGB frames of a demo, stacked on channels
+
+
+@dataclass
+class ModelConfig:
+    """Network sizes; defaults are the paper's."""
+    image_size: int = 64
+    embedding_size: int = 20
+    conv_layers: int = 4
+    conv_filters: int = 16
+    conv_kernel: int = 5
+    conv_stride: int = 2
+    fc_layers: int = 3
+    fc_units: int = 200
+
+
+def scale_pixels(x: torch.Tensor) -> torch.Tensor:
+    """0..255 -> [-1, 1]; inside the model so that exported graphs take raw pixels."""
+    return x * (1.0 / 127.5) - 1.0
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x, dim=-1, eps=1e-8)
+
+
+def sentence_from(embeddings: torch.Tensor) -> torch.Tensor:
+    """Task sentence from support embeddings (..., S, D): the normalised mean."""
+    return normalise(embeddings.mean(dim=-2))
+
+
+class ConvEncoder(nn.Module):
+    """Strided convs with layer norm (one-group GroupNorm: over channels and space) and ELU, flattened."""
+
+    def __init__(self, in_channels: int, cfg: ModelConfig):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels, size, pad = in_channels, cfg.image_size, cfg.conv_kernel // 2
+        for _ in range(cfg.conv_layers):
+            layers += [nn.Conv2d(channels, cfg.conv_filters, cfg.conv_kernel, cfg.conv_stride, pad),
+                       nn.GroupNorm(1, cfg.conv_filters), nn.ELU()]
+            channels = cfg.conv_filters
+            size = (size + 2 * pad - cfg.conv_kernel) // cfg.conv_stride + 1
+        self.layers = nn.Sequential(*layers, nn.Flatten())
+        self.out_features = channels * size * size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def mlp(in_features: int, cfg: ModelConfig, out_features: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(cfg.fc_layers):
+        layers += [nn.Linear(in_features, cfg.fc_units), nn.ELU()]
+        in_features = cfg.fc_units
+    return nn.Sequential(*layers, nn.Linear(in_features, out_features))
+
+
+class EmbeddingNet(nn.Module):
+    """frames (N, 6, H, W), 0..255 -> unit-length task embedding (N, D)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.encoder = ConvEncoder(DEMO_CHANNELS, cfg)
+        self.head = mlp(self.encoder.out_features, cfg, cfg.embedding_size)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return normalise(self.head(self.encoder(scale_pixels(frames))))
+
+
+class ControlNet(nn.Module):
+    """image (N, 3, H, W) 0..255, sentence (N, D), state (N, 14) normalised -> action (N, 3) normalised."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.encoder = ConvEncoder(3 + cfg.embedding_size, cfg)
+        self.head = mlp(self.encoder.out_features + STATE_DIM, cfg, ACTION_DIM)
+
+    def forward(self, image: torch.Tensor, sentence: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        x = scale_pixels(image)
+        tiled = sentence[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+        features = self.encoder(torch.cat([x, tiled], dim=1))
+        return self.head(torch.cat([features, state], dim=1))
+
+
+class TecNet(nn.Module):
+    """The pair trained together; exported as two ONNX graphs."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = EmbeddingNet(cfg)
+        self.control = ControlNet(cfg)
+
+
+# -- losses ------------------------------------------------------------------------------------
+
+def embedding_hinge_loss(query: torch.Tensor, sentences: torch.Tensor,
+                         margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank loss: each query (N, Q, D) should match its own task's sentence (N, D) better than
+    any other task's by `margin` (dot products of unit vectors). Returns (loss, accuracy), where
+    accuracy is the fraction of queries whose best-scoring sentence is their own."""
+    n_tasks = sentences.shape[0]
+    if n_tasks < 2:
+        raise ValueError("the embedding loss needs at least two tasks per batch (negatives)")
+    scores = torch.einsum("nqd,md->nqm", query, sentences)            # (N, Q, N)
+    own_task = torch.arange(n_tasks, device=scores.device)
+    own = scores[own_task, :, own_task]                                 # (N, Q)
+    violation = (margin - own[..., None] + scores).clamp_min(0.0)
+    others = ~torch.eye(n_tasks, dtype=torch.bool, device=scores.device)[:, None, :]
+    loss = (violation * others).sum() / (others.sum() * query.shape[1])
+    accuracy = (scores.argmax(dim=-1) == own_task[:, None]).float().mean()
+    return loss, accuracy
+
+
+def control_loss(predicted: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "mse":
+        return F.mse_loss(predicted, target)
+    if kind == "l1":
+        return F.l1_loss(predicted, target)
+    raise ValueError(f"control loss must be 'mse' or 'l1', not {kind!r}")

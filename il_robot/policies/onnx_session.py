@@ -1,0 +1,77 @@
+"""onnxruntime sessions for a device name (cpu, cuda, tensorrt), using only providers that exist here.
+
+The policy runs next to the control loop on the same machine, so sessions use one
+intra-op thread unless asked otherwise. Which provider actually runs is logged:
+asking for cuda on a CPU-only install falls back to CPU with a warning, not an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnxruntime as ort
+
+from il_robot.policies.base import PolicyLoadError
+
+log = logging.getLogger(__name__)
+
+PREFERENCES = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+
+
+def providers_for(device: str) -> list[str]:
+    """Providers to try for `device` ('cpu', 'cuda', 'tensorrt'; 'cuda:1' picks a GPU), best first."""
+    kind = device.split(":", 1)[0].strip().lower()
+    if kind not in PREFERENCES:
+        raise PolicyLoadError(f"unknown device {device!r}; choose one of {', '.join(PREFERENCES)}")
+    present = set(ort.get_available_providers())
+    return [p for p in PREFERENCES[kind] if p in present]
+
+
+def _provider_options(providers: list[str], device: str) -> list[dict]:
+    index = device.split(":", 1)[1] if ":" in device else None
+    gpu = {"device_id": index} if index is not None else {}
+    return [gpu if p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else {} for p in providers]
+
+
+def create_session(path: str | Path, device: str = "cpu", intra_op_threads: int = 1) -> ort.InferenceSession:
+    """A session on the best available provider for `device`; PolicyLoadError when the file is
+    missing or not a loadable ONNX model."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyLoadError(f"model file {path} not found")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3          # errors only: provider fallbacks are logged here instead
+    providers = providers_for(device)
+    while True:
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers,
+                                           provider_options=_provider_options(providers, device))
+            break
+        except Exception as err:  # onnxruntime raises several types for a bad file or a provider failure
+            if len(providers) > 1 and _is_provider_failure(err):
+                log.warning("%s: %s failed to start (%s); trying %s", path.name, providers[0], err, providers[1])
+                providers = providers[1:]
+                continue
+            raise PolicyLoadError(f"cannot load {path}: {type(err).__name__}: {err}") from None
+    used = session.get_providers()[0]
+    wanted = PREFERENCES[device.split(":", 1)[0].strip().lower()][0]
+    if used != wanted:
+        log.warning("%s: device %r asked for, but %s is not available here; running on %s",
+                    path.name, device, wanted, used)
+    else:
+        log.info("%s: running on %s", path.name, used)
+    return session
+
+
+def _is_provider_failure(err: Exception) -> bool:
+    """A GPU provider that is listed but cannot start (missing CUDA/TensorRT libraries), as opposed
+    to a broken model file, which no other provider would load either."""
+    text = str(err).lower()
+    return any(word in text for word in ("provider", "cuda", "tensorrt", "libnvinfer", "cudnn"))

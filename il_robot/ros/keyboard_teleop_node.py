@@ -1,0 +1,74 @@
+"""Keyboard teleop in a terminal: w/s a/d r/f move the tool tip; publishes /teleop/cmd_vel at 20 Hz.
+
+Run it in its own terminal (it reads keys raw from stdin):
+    ros2 run il_robot keyboard_teleop      or      python -m il_robot.ros.keyboard_teleop_node
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import termios
+import threading
+import time
+import tty
+
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import String
+
+from il_robot import topics
+from il_robot.ros import conversions as conv
+from il_robot.ros.params import declare
+from il_robot.ros.runner import run_node
+from il_robot.teleop.keyboard import HELP, KeyboardTeleop
+
+
+class KeyboardTeleopNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("keyboard_teleop", **kwargs)
+        speed = declare(self, "speed", 0.08, "Tip speed (m/s); +/- change it", float_range=(0.005, 0.3))
+        rate = declare(self, "rate_hz", 20.0, "Publish rate (Hz)", float_range=(1.0, 100.0), read_only=True)
+        skill = declare(self, "skill", "unknown", "Operator skill recorded with the demos",
+                        choices=("expert", "okay", "poor", "unknown"), read_only=True)
+        self.teleop = KeyboardTeleop(speed=speed)
+        self.pub = self.create_publisher(TwistStamped, topics.TELEOP_CMD, 10)
+        info = self.create_publisher(String, topics.OPERATOR,
+                                     QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        info.publish(String(data=json.dumps({"operator": "human:keyboard", "skill": skill})))
+        self._lock = threading.Lock()
+        self.create_timer(1.0 / rate, self._publish)
+        if not sys.stdin.isatty():
+            raise ValueError("keyboard teleop needs a terminal (stdin is not a TTY)")
+        print(HELP, flush=True)
+        threading.Thread(target=self._read_keys, daemon=True).start()
+
+    def _read_keys(self) -> None:
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            while not self.teleop.quit:
+                if select.select([fd], [], [], 0.1)[0]:
+                    key = os.read(fd, 1).decode(errors="ignore")
+                    with self._lock:
+                        self.teleop.key(key, time.monotonic())
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        os.kill(os.getpid(), 2)   # q: stop the node like Ctrl-C
+
+    def _publish(self) -> None:
+        with self._lock:
+            v = self.teleop.velocity(time.monotonic())
+        self.pub.publish(conv.twist_stamped(v, self.get_clock().now().nanoseconds * 1e-9))
+
+
+def main(args=None) -> int:
+    return run_node(KeyboardTeleopNode, args, errors=(ValueError,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,490 @@
+"""TecNet: dataset -> train -> resume -> export -> runtime policy, and the runtime's refusals.
+
+Runtime tests use stub ONNX graphs written here field by field (no torch, no onnx
+package needed), so they run on a robot-only install. The training round trip runs
+when torch is installed; it checks that onnxruntime reproduces torch and that the
+runtime's preprocessing (frame stacking, NCHW, normalisation) is the training one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from il_robot import topics
+from il_robot.data import messages as msg
+from il_robot.data.bag_format import JOINT_ORDER, OPERATOR
+from il_robot.data.bag_writer import EpisodeBagWriter
+from il_robot.policies.base import Observation, PolicyConfig, PolicyLoadError, make_policy
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(
+    not HAS_TORCH, reason="torch not installed: the training/export tests need the training extras "
+                          "(IL_ROBOT_EXTRAS=train bash scripts/setup.sh); the runtime tests here run without it")
+EMBED = 20
+
+
+# -- demo bags ------------------------------------------------------------------------------------
+
+def task_colour(task_set: str, index: int) -> tuple[int, int, int]:
+    rng = np.random.default_rng([{"train": 1, "val": 2}.get(task_set, 3), index])
+    return tuple(int(c) for c in rng.integers(40, 255, 3))
+
+
+def write_demo_bag(path: Path, task_set: str = "train", index: int = 0, demo: int = 0, frames: int = 8) -> Path:
+    """A short fake episode in the demo bag format: a square of the task's colour slides across the image."""
+    rng = np.random.default_rng([index, demo, len(task_set)])
+    colour = task_colour(task_set, index)
+    start, dt = 1.0, 0.05
+    stamps = start + dt * np.arange(frames)
+    task = {"name": f"{task_set}/{index:03d}", "task_set": task_set, "index": index,
+            "target": {"shape": "box" if index % 2 else "cylinder", "rgba": [c / 255 for c in colour] + [1.0]},
+            "distractor": {"shape": "box", "rgba": [0.5, 0.5, 0.5, 1.0]}}
+    info = {"task": task, "seed": demo, "start_time": start, "episode_id": demo, "episode_duration": frames * dt}
+    with EpisodeBagWriter(path) as bag:
+        bag.write_msg(topics.EPISODE, "std_msgs/msg/String", start, msg.string(json.dumps(info)))
+        bag.write_msg(OPERATOR, "std_msgs/msg/String", start,
+                      msg.string(json.dumps({"operator": "test", "skill": "expert"})))
+        for t in np.arange(start - 0.01, stamps[-1] + 0.005, 0.01):
+            q = 0.1 * np.sin(t + np.arange(7))
+            bag.write_msg(topics.JOINT_STATES, "sensor_msgs/msg/JointState", t,
+                          msg.joint_state(list(JOINT_ORDER), q, np.cos(t + np.arange(7)), np.zeros(7), t))
+        for i, t in enumerate(stamps):
+            rgb = np.full((64, 64, 3), 30, np.uint8) + rng.integers(0, 10, (64, 64, 3), dtype=np.uint8)
+            x = 4 + i * 40 // frames
+            rgb[20:36, x:x + 16] = colour
+            bag.write_msg(topics.IMAGE, "sensor_msgs/msg/Image", t, msg.image(rgb, t))
+            v = 0.05 * np.array([np.cos(index + 0.3 * i), np.sin(index), 0.1 * (demo - 0.5)])
+            bag.write_msg(topics.TIP_VELOCITY, "geometry_msgs/msg/TwistStamped", t, msg.twist_stamped(v, t))
+        bag.write_msg(topics.EPISODE_RESULT, "std_msgs/msg/String", stamps[-1], msg.string(json.dumps(
+            {"episode_id": demo, "task": task["name"], "seed": demo, "success": True, "final_distance": 0.01,
+             "duration": frames * dt})))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_bags(tmp_path_factory) -> dict[str, list[Path]]:
+    root = tmp_path_factory.mktemp("bags")
+    plan = {"train": 3, "val": 2}
+    return {split: [write_demo_bag(root / f"{split}{i}_d{d}", split, i, d) for i in range(n) for d in range(2)]
+            for split, n in plan.items()}
+
+
+def observation(image: np.ndarray | None = None) -> Observation:
+    q = np.linspace(-0.5, 0.5, 7)
+    return Observation(0.0, q, np.zeros(7), np.array([0.5, 0.0, 0.1]),
+                       np.zeros((64, 64, 3), np.uint8) if image is None else image)
+
+
+# -- stub ONNX models, written without torch or the onnx package ----------------------------------
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _int(field: int, n: int) -> bytes:
+    return _varint(field << 3) + _varint(n)
+
+
+def _bytes(field: int, payload: bytes | str) -> bytes:
+    payload = payload.encode() if isinstance(payload, str) else payload
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _tensor(name: str, array) -> bytes:          # onnx.TensorProto, float32
+    a = np.asarray(array, np.float32)
+    return b"".join(_int(1, d) for d in a.shape) + _int(2, 1) + _bytes(8, name) + _bytes(9, a.tobytes())
+
+
+def _value_info(name: str, dims: list) -> bytes:  # onnx.ValueInfoProto with a float tensor type
+    shape = b"".join(_bytes(1, _int(1, d) if isinstance(d, int) else _bytes(2, d)) for d in dims)
+    return _bytes(1, name) + _bytes(2, _bytes(1, _int(1, 1) + _bytes(2, shape)))
+
+
+def _node(op: str, inputs: list[str], outputs: list[str], **int_attrs: int) -> bytes:
+    attrs = b"".join(_bytes(5, _bytes(1, k) + _int(3, v) + _int(20, 2)) for k, v in int_attrs.items())
+    return b"".join(_bytes(1, i) for i in inputs) + b"".join(_bytes(2, o) for o in outputs) + _bytes(4, op) + attrs
+
+
+def _model(nodes: list[bytes], initializers: list[bytes], inputs: list[bytes], outputs: list[bytes]) -> bytes:
+    graph = (b"".join(_bytes(1, n) for n in nodes) + _bytes(2, "stub")
+             + b"".join(_bytes(5, t) for t in initializers)
+             + b"".join(_bytes(11, v) for v in inputs) + b"".join(_bytes(12, v) for v in outputs))
+    return _int(1, 8) + _bytes(2, "il_robot test") + _bytes(7, graph) + _bytes(8, _int(2, 13))
+
+
+def stub_embedding(embed: int = EMBED, channels: int = 6) -> bytes:
+    """frames -> mean colour per channel -> linear -> unit vector."""
+    w = np.random.default_rng(1).normal(size=(channels, embed)) / 255.0
+    return _model([_node("GlobalAveragePool", ["frames"], ["pooled"]), _node("Flatten", ["pooled"], ["flat"], axis=1),
+                   _node("MatMul", ["flat", "w"], ["mixed"]), _node("Add", ["mixed", "b"], ["raw"]),
+                   _node("LpNormalization", ["raw"], ["embedding"], axis=1, p=2)],
+                  [_tensor("w", w), _tensor("b", np.linspace(0.1, 1.0, embed))],
+                  [_value_info("frames", ["N", channels, 64, 64])], [_value_info("embedding", ["N", embed])])
+
+
+def stub_control(embed: int = EMBED, state: int = 14) -> bytes:
+    """[mean colour, sentence, state] -> linear -> action."""
+    w = np.random.default_rng(2).normal(size=(3 + embed + state, 3)) * 0.1
+    return _model([_node("GlobalAveragePool", ["image"], ["pooled"]), _node("Flatten", ["pooled"], ["flat"], axis=1),
+                   _node("Concat", ["flat", "sentence", "state"], ["features"], axis=1),
+                   _node("MatMul", ["features", "w"], ["action"])],
+                  [_tensor("w", w)],
+                  [_value_info("image", ["N", 3, 64, 64]), _value_info("sentence", ["N", embed]),
+                   _value_info("state", ["N", state])], [_value_info("action", ["N", 3])])
+
+
+def stub_metadata() -> dict:
+    return {
+        "format": "il_robot.tecnet", "version": 1,
+        "models": {"embedding": {"file": "embedding.onnx", "inputs": {"frames": {"shape": ["N", 6, 64, 64]}},
+                                 "outputs": {"embedding": {"shape": ["N", EMBED]}}},
+                   "control": {"file": "control.onnx",
+                               "inputs": {"image": {"shape": ["N", 3, 64, 64]}, "sentence": {"shape": ["N", EMBED]},
+                                          "state": {"shape": ["N", 14]}},
+                               "outputs": {"action": {"shape": ["N", 3]}}}},
+        "image": {"height": 64, "width": 64}, "embedding": {"size": EMBED},
+        "state": {"mean": [0.0] * 14, "std": [1.0] * 14},
+        "action": {"name": "tip_velocity", "units": "m/s", "dim": 3, "mean": [0.0] * 3, "std": [0.1] * 3},
+    }
+
+
+def write_stub_model(directory: Path, embedding: bytes | None = None, control: bytes | None = None,
+                     meta: dict | None = None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "embedding.onnx").write_bytes(embedding or stub_embedding())
+    (directory / "control.onnx").write_bytes(control or stub_control())
+    (directory / "metadata.json").write_text(json.dumps(meta or stub_metadata()))
+    return directory
+
+
+@pytest.fixture
+def stub_model(tmp_path) -> Path:
+    return write_stub_model(tmp_path / "tecnet")
+
+
+# -- runtime: no torch needed ------------------------------------------------------------------------
+
+def test_policy_acts_from_a_demo_bag(stub_model, demo_bags):
+    policy = make_policy("tecnet", PolicyConfig(model_dir=str(stub_model), demos=[str(demo_bags["train"][0])]))
+    assert policy.needs_image
+    np.testing.assert_allclose(np.linalg.norm(policy.sentence), 1.0, atol=1e-5)
+    for image in (np.zeros((64, 64, 3), np.uint8), np.full((120, 160, 3), 200, np.uint8)):
+        action = policy.act(observation(image))
+        assert action.shape == (3,) and np.all(np.isfinite(action))
+    policy.check(observation())
+    first, last = np.zeros((64, 64, 3), np.uint8), np.full((64, 64, 3), 255, np.uint8)
+    assert policy.embed_frames(first, last).shape == (EMBED,)
+
+
+def test_k_shot_sentence_is_normalised_mean_of_demo_embeddings(stub_model, demo_bags):
+    bags = [str(b) for b in demo_bags["train"][:3]]
+    policy = make_policy("tecnet", PolicyConfig(model_dir=str(stub_model), demos=bags))
+    embeddings = [policy.model.embed_demo(b) for b in bags]
+    mean = np.mean(embeddings, axis=0)
+    np.testing.assert_allclose(policy.sentence, mean / np.linalg.norm(mean), atol=1e-6)
+    one = make_policy("tecnet", PolicyConfig(model_dir=str(stub_model), demos=bags[:1]))
+    assert not np.allclose(one.sentence, policy.sentence)
+
+
+def test_default_model_dir_is_the_shipped_one(stub_model, demo_bags, monkeypatch):
+    import il_robot.policies.tecnet as tecnet
+
+    monkeypatch.setattr(tecnet, "models_dir", lambda: stub_model.parent)
+    policy = make_policy("tecnet", PolicyConfig(model_dir="", demos=[str(demo_bags["train"][0])]))
+    assert policy.model.dir == stub_model
+
+
+def test_no_demo_is_refused(stub_model):
+    with pytest.raises(PolicyLoadError, match=r"tecnet needs at least one demo bag \(parameter `demo`\)"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(stub_model), demos=[]))
+    with pytest.raises(PolicyLoadError, match="at least one demo"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(stub_model), demos=[""]))
+
+
+def test_missing_or_broken_model_is_refused(tmp_path, demo_bags):
+    demo = [str(demo_bags["train"][0])]
+    with pytest.raises(PolicyLoadError, match="model directory .* not found"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(tmp_path / "nowhere"), demos=demo))
+
+    no_meta = write_stub_model(tmp_path / "no_meta")
+    (no_meta / "metadata.json").unlink()
+    with pytest.raises(PolicyLoadError, match="metadata.json missing"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(no_meta), demos=demo))
+
+    missing = write_stub_model(tmp_path / "missing")
+    (missing / "control.onnx").unlink()
+    with pytest.raises(PolicyLoadError, match="control.onnx not found"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(missing), demos=demo))
+
+    corrupt = write_stub_model(tmp_path / "corrupt")
+    (corrupt / "control.onnx").write_bytes(b"\x08\x07 this is not a protobuf \xff\xfe" * 20)
+    with pytest.raises(PolicyLoadError, match="cannot load .*control.onnx"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(corrupt), demos=demo))
+
+    truncated = write_stub_model(tmp_path / "truncated")
+    data = (truncated / "embedding.onnx").read_bytes()
+    (truncated / "embedding.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(PolicyLoadError, match="embedding.onnx"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(truncated), demos=demo))
+
+    wrong_format = stub_metadata() | {"format": "something.else"}
+    with pytest.raises(PolicyLoadError, match="format 'something.else'"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(write_stub_model(tmp_path / "fmt", meta=wrong_format)),
+                                           demos=demo))
+
+
+def test_wrong_shapes_are_refused(tmp_path, demo_bags):
+    demo = [str(demo_bags["train"][0])]
+    cases = {
+        "embedding size": (dict(embedding=stub_embedding(embed=16)), "embedding.*shape"),
+        "state size": (dict(control=stub_control(state=12)), "state.*shape"),
+        "swapped graphs": (dict(embedding=stub_control(), control=stub_embedding()), "inputs are"),
+    }
+    for name, (files, pattern) in cases.items():
+        directory = write_stub_model(tmp_path / name.replace(" ", "_"), **files)
+        with pytest.raises(PolicyLoadError, match=pattern):
+            make_policy("tecnet", PolicyConfig(model_dir=str(directory), demos=demo))
+    meta = stub_metadata()
+    meta["state"]["std"] = [1.0] * 7
+    with pytest.raises(PolicyLoadError, match="state normalisation size"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(write_stub_model(tmp_path / "norm", meta=meta)),
+                                           demos=demo))
+
+
+def test_bad_demo_bag_is_refused(stub_model, tmp_path):
+    with pytest.raises(PolicyLoadError, match="demo .*nowhere"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(stub_model), demos=[str(tmp_path / "nowhere")]))
+
+
+def test_bad_observations_raise_instead_of_guessing(stub_model, demo_bags):
+    policy = make_policy("tecnet", PolicyConfig(model_dir=str(stub_model), demos=[str(demo_bags["train"][0])]))
+    obs = observation()
+    obs.image = None
+    with pytest.raises(ValueError, match="camera image"):
+        policy.act(obs)
+    obs = observation()
+    obs.q = obs.q * np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        policy.act(obs)
+    with pytest.raises(ValueError, match="uint8"):
+        policy.act(observation(np.zeros((64, 64, 3), np.float32)))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        policy.act(observation(np.zeros((64, 64), np.uint8)))
+
+
+def test_device_falls_back_to_available_providers(stub_model, demo_bags, caplog):
+    import onnxruntime as ort
+
+    demo = [str(demo_bags["train"][0])]
+    policy = make_policy("tecnet", PolicyConfig(model_dir=str(stub_model), demos=demo, device="cuda"))
+    assert policy.model.provider in ort.get_available_providers()
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert policy.model.provider == "CPUExecutionProvider"
+        assert "not available here; running on CPUExecutionProvider" in caplog.text
+    with pytest.raises(PolicyLoadError, match="unknown device 'tpu'"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(stub_model), demos=demo, device="tpu"))
+
+
+def test_runtime_never_imports_torch(stub_model, demo_bags):
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from il_robot.policies.base import Observation, PolicyConfig\n"
+        "from il_robot.policies.tecnet import TecNetPolicy\n"
+        f"p = TecNetPolicy(PolicyConfig(model_dir={str(stub_model)!r}, demos=[{str(demo_bags['train'][0])!r}]))\n"
+        "a = p.act(Observation(0.0, np.zeros(7), np.zeros(7), np.zeros(3), np.zeros((64, 64, 3), np.uint8)))\n"
+        "assert a.shape == (3,)\n"
+        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'il_robot.learning')))\n"
+        "print('IMPORTED', bad)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "IMPORTED []" in out.stdout
+
+
+# -- training, export and the real model: torch needed ------------------------------------------------
+
+SMALL_RUN = ["--set", "data.tasks_per_batch=3", "--set", "data.timesteps_per_demo=4", "--set", "train.log_every=2",
+             "--set", "train.val_every=2", "--set", "train.checkpoint_every=2", "--set", "train.threads=1",
+             "--set", "data.val_timesteps_per_demo=4"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, demo_bags):
+    """Dataset from the bags, 4 steps with the shipped config (shrunk by --set), then resumed to 6."""
+    from il_robot.cli.main import main
+    from il_robot.data.dataset import build_dataset
+
+    if not HAS_TORCH:
+        pytest.skip("torch not installed (training extras)")
+    root = tmp_path_factory.mktemp("tecnet")
+    build_dataset(demo_bags["train"] + demo_bags["val"], root / "data", progress=False)
+    run = root / "run"
+    args = ["train", "tecnet", "--data", str(root / "data"), "--out", str(run), "--quiet"]
+    assert main(args + ["--steps", "4"] + SMALL_RUN) == 0
+    assert main(args + ["--steps", "6"] + SMALL_RUN) == 2          # the run exists: refuse to clobber it
+    assert main(args + ["--steps", "6", "--resume"]) == 0
+    return root
+
+
+@needs_torch
+def test_training_writes_checkpoints_logs_plots_and_model(trained_run):
+    from il_robot.learning.tecnet_train import load_checkpoint
+
+    run = trained_run / "run"
+    for name in ("checkpoints/last.pt", "checkpoints/best.pt", "train_log.csv", "val_log.csv", "curves.png",
+                 "embeddings_val.png", "summary.json", "config.yaml", "onnx/embedding.onnx", "onnx/control.onnx",
+                 "onnx/metadata.json"):
+        assert (run / name).is_file(), name
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 6
+    steps = [int(line.split(",")[0]) for line in (run / "train_log.csv").read_text().splitlines()[1:]]
+    assert steps == [2, 4, 6]                     # resumed at 4 without duplicate rows
+    val = (run / "val_log.csv").read_text().splitlines()
+    assert len(val) == 4 and "val_embedding_accuracy" in val[0]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["steps_per_s"] > 0
+
+
+@needs_torch
+def test_metadata_describes_the_model(trained_run):
+    meta = json.loads((trained_run / "run" / "onnx" / "metadata.json").read_text())
+    assert meta["format"] == "il_robot.tecnet" and meta["version"] == 1
+    assert meta["models"]["embedding"]["inputs"] == {"frames": {"shape": ["N", 6, 64, 64], "dtype": "float32"}}
+    assert meta["models"]["embedding"]["outputs"]["embedding"]["shape"] == ["N", 20]
+    assert set(meta["models"]["control"]["inputs"]) == {"image", "sentence", "state"}
+    assert meta["models"]["control"]["outputs"]["action"]["shape"] == ["N", 3]
+    assert len(meta["state"]["mean"]) == len(meta["state"]["std"]) == 14
+    assert meta["action"]["name"] == "tip_velocity" and meta["action"]["units"] == "m/s" and meta["action"]["dim"] == 3
+    assert meta["embedding"]["size"] == 20 and meta["image"]["input_range"] == [0.0, 255.0]
+    assert meta["training"]["data"]["path"] == str((trained_run / "data").resolve())
+    assert meta["training"]["data"]["summary"]["episodes"] == 10 and meta["training"]["steps"] in (2, 4, 6)
+    assert meta["source"]["torch"] and "commit" in meta["source"]["git"] and meta["created"]
+    assert max(meta["verification"]["max_abs_diff"].values()) <= 1e-4
+
+
+@needs_torch
+def test_onnxruntime_matches_torch(trained_run):
+    import onnxruntime as ort
+    import torch
+
+    from il_robot.learning.tecnet_train import load_checkpoint, model_from_checkpoint
+
+    run = trained_run / "run"
+    meta = json.loads((run / "onnx" / "metadata.json").read_text())
+    best = load_checkpoint(run / "checkpoints" / "best.pt")      # train.export: best
+    assert best["step"] == meta["training"]["steps"]
+    model = model_from_checkpoint(best)
+    rng = np.random.default_rng(3)
+    frames = rng.uniform(0, 255, (4, 6, 64, 64)).astype(np.float32)
+    image = rng.uniform(0, 255, (7, 3, 64, 64)).astype(np.float32)
+    sentence = rng.normal(size=(7, 20)).astype(np.float32)
+    state = rng.normal(size=(7, 14)).astype(np.float32)
+    embedding = ort.InferenceSession(str(run / "onnx" / "embedding.onnx")).run(None, {"frames": frames})[0]
+    action = ort.InferenceSession(str(run / "onnx" / "control.onnx")).run(
+        None, {"image": image, "sentence": sentence, "state": state})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(embedding, model.embedding(torch.from_numpy(frames)).numpy(), atol=1e-4, rtol=0)
+        expected = model.control(*(torch.from_numpy(a) for a in (image, sentence, state))).numpy()
+    np.testing.assert_allclose(action, expected, atol=1e-4, rtol=0)
+
+
+@needs_torch
+def test_runtime_policy_reproduces_training_preprocessing(trained_run, demo_bags):
+    """The policy's embedding of a bag and its action equal what the torch model gives on the dataset's
+    arrays for that episode: same frames, channel order, scaling and normalisation."""
+    import torch
+
+    from il_robot.data.dataset import load_dataset
+    from il_robot.learning.tecnet_data import Normalisation, demo_frames, to_nchw
+    from il_robot.learning.tecnet_model import sentence_from
+    from il_robot.learning.tecnet_train import load_checkpoint, model_from_checkpoint
+
+    run = trained_run / "run"
+    ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
+    model, norm = model_from_checkpoint(ckpt), Normalisation.from_dict(ckpt["normalisation"])
+    bags = demo_bags["val"][:2]
+    policy = make_policy("tecnet", PolicyConfig(model_dir=str(run / "onnx"), demos=[str(b) for b in bags]))
+    dataset = load_dataset(trained_run / "data")
+    episodes = {meta["key"]: arrays for meta, arrays in dataset.episodes("val")}
+    arrays = [episodes[b.name] for b in bags]
+    frames = to_nchw(np.stack([demo_frames(np.stack([a["image"][0], a["image"][-1]])) for a in arrays]))
+    with torch.no_grad():
+        embeddings = model.embedding(torch.from_numpy(frames))
+        sentence = sentence_from(embeddings)
+        np.testing.assert_allclose(np.stack(policy.demo_embeddings), embeddings.numpy(), atol=1e-4)
+        np.testing.assert_allclose(policy.sentence, sentence.numpy(), atol=1e-4)
+        a = arrays[0]
+        state = norm.state(np.concatenate([a["q"][3], a["qd"][3]])[None])
+        expected = model.control(torch.from_numpy(to_nchw(a["image"][3:4])), sentence[None],
+                                 torch.from_numpy(state)).numpy()[0] * norm.action_std + norm.action_mean
+    got = policy.act(Observation(0.0, a["q"][3], a["qd"][3], np.zeros(3), a["image"][3]))
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@needs_torch
+def test_export_cli_refuses_to_overwrite_and_checks_agreement(trained_run, tmp_path):
+    import torch
+
+    from il_robot.cli.main import main
+    from il_robot.learning.onnx_export import ExportError, verify
+    from il_robot.learning.tecnet_train import load_checkpoint, model_from_checkpoint
+
+    ckpt = trained_run / "run" / "checkpoints" / "last.pt"
+    out = tmp_path / "models" / "tecnet"
+    assert main(["export", "tecnet", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    assert main(["export", "tecnet", "--checkpoint", str(ckpt), "--out", str(out)]) == 2
+    assert main(["export", "tecnet", "--checkpoint", str(ckpt), "--out", str(out), "--force"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["control.onnx", "embedding.onnx", "metadata.json"]
+    assert not out.with_name("tecnet.partial").exists()
+    other = model_from_checkpoint(load_checkpoint(ckpt))
+    with torch.no_grad():
+        other.control.head[-1].bias += 0.01      # a model the files were not made from
+    with pytest.raises(ExportError, match="disagrees with torch"):
+        verify(other, out)
+
+
+@needs_torch
+def test_config_errors_are_clear(tmp_path):
+    from il_robot.learning.tecnet_train import load_config
+    from il_robot.paths import config_file
+
+    cfg = load_config(config_file("tecnet.yaml"))
+    assert cfg.model.embedding_size == 20 and cfg.loss.margin == 0.1 and cfg.optim.lr == 5e-4
+    with pytest.raises(ValueError, match=r"data: unknown key\(s\) \['task_per_batch'\]"):
+        load_config(None, ["data.task_per_batch=4"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("loss:\n  margins: 0.2\n")
+    with pytest.raises(ValueError, match="loss: unknown key"):
+        load_config(bad)
+
+
+def test_train_cli_without_torch_says_how_to_install(monkeypatch, tmp_path, capsys):
+    from il_robot.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "torch", None)        # import torch -> ImportError
+    for name in [m for m in sys.modules if m.startswith("il_robot.learning")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert main(["train", "tecnet", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    assert "IL_ROBOT_EXTRAS=train" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["train", "tecnet"], ["export", "tecnet"]])
+def test_cli_help_needs_no_torch(command):
+    code = ("import sys\nfrom il_robot.cli.main import main\n"
+            "try:\n    main(sys.argv[1:] + ['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+            "print('TORCH', 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"usage: il-robot {' '.join(command)}" in out.stdout and "TORCH False" in out.stdout
