@@ -12,9 +12,10 @@ import pytest
 
 from conftest import wait_until
 
-pytestmark = pytest.mark.slow
 
 
+
+@pytest.mark.slow
 def test_recorded_episode_is_complete_and_round_trips(ros, tmp_path):
     import rclpy
     from geometry_msgs.msg import TwistStamped
@@ -77,3 +78,24 @@ def test_recorded_episode_is_complete_and_round_trips(ros, tmp_path):
             assert abs(key - stamp) < 1e-6 and np.array_equal(images[key], image)
             key = min(actions, key=lambda s: abs(s - stamp))
             assert abs(key - stamp) < 1e-6 and np.allclose(actions[key], action, atol=1e-6)
+
+
+def test_recorded_bag_reads_with_the_mcap_library(tmp_path):
+    """Raw rclpy CDR written by the recorder decodes with an independent reader (mcap + mcap-ros2)."""
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+    from rclpy.serialization import serialize_message
+
+    from il_robot.data.bag_writer import EpisodeBagWriter
+    from il_robot.ros import conversions as conv
+
+    sent = conv.joint_state(["panda_joint1", "panda_joint2"], [0.1, -0.2], [0.0, 0.5], [1.0, 2.0], 3.25)
+    with EpisodeBagWriter(tmp_path / "raw", "mcap") as bag:
+        bag.write("/joint_states", "sensor_msgs/msg/JointState", 3_250_000_000, serialize_message(sent))
+    (path,) = (tmp_path / "raw").glob("*.mcap")
+    with open(path, "rb") as f:
+        (schema, channel, message, decoded), = list(make_reader(f, decoder_factories=[DecoderFactory()])
+                                                   .iter_decoded_messages())
+    assert channel.topic == "/joint_states" and schema.name == "sensor_msgs/msg/JointState"
+    assert list(decoded.name) == ["panda_joint1", "panda_joint2"] and list(decoded.position) == [0.1, -0.2]
+    assert decoded.header.stamp.sec == 3 and decoded.header.stamp.nanosec == 250_000_000
