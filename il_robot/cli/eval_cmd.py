@@ -20,6 +20,12 @@ def add_parser(sub) -> None:
     p.add_argument("--policy", default="scripted", help="registered policy name (default: scripted)")
     p.add_argument("--model-dir", default="", help="model directory of a learned policy")
     p.add_argument("--demo", action="append", default=[], help="demo bag for few-shot policies (repeatable)")
+    p.add_argument("--demo-dir", help="few-shot policies: directory of demo bags named like "
+                   "'heldout-007_demo00_expert' (as `il-robot record` writes them); each episode is "
+                   "conditioned on --shots bags of its own task, swapped in through the `demo` parameter")
+    p.add_argument("--shots", type=int, default=1, help="demos per task with --demo-dir (default 1)")
+    p.add_argument("--demo-skill", default="any", help="use only demos of this operator skill "
+                   "(expert, okay, poor; default any)")
     p.add_argument("--tasks", default="heldout", choices=sorted(TASK_SET_SIZES), help="task set")
     p.add_argument("--episodes", type=int, default=20, help="number of episodes (task i mod set size)")
     p.add_argument("--seed", type=int, default=0, help="same seed -> same tasks and initial states")
@@ -49,6 +55,11 @@ def run(args) -> int:
         raise ValueError("--episodes must be at least 1")
     ensure_localhost_discovery()
     plan = episode_plan(args.tasks, args.episodes, args.seed)
+    if args.demo_dir:   # fail before launching anything when a task has too few demos
+        for task_index, _ in plan:
+            task_demos(args.demo_dir, args.tasks, task_index, args.shots, args.demo_skill)
+        if not args.demo:   # the node starts conditioned on the first episode's demos
+            args.demo = task_demos(args.demo_dir, args.tasks, plan[0][0], args.shots, args.demo_skill)
     demo = "[" + ",".join(f"'{d}'" for d in args.demo) + "]" if args.demo else "['']"
     values = parse_launch_args(PUSHING, [
         f"policy:={args.policy}", f"model_dir:={args.model_dir}", f"demo:={demo}", "mode:=lockstep",
@@ -64,7 +75,13 @@ def run(args) -> int:
         with GraphProcesses(node_commands(PUSHING, values), log_dir=log_dir) as procs:
             for i, (task_index, seed) in enumerate(plan):
                 t0 = time.monotonic()
+                demos = None
+                if args.demo_dir:
+                    demos = task_demos(args.demo_dir, args.tasks, task_index, args.shots, args.demo_skill)
+                    client.set_parameters("/policy", timeout=120.0, demo=demos)
                 result = client.run_episode(args.tasks, task_index, seed)
+                if demos:
+                    result["demos"] = demos
                 exited = procs.poll()
                 if exited:
                     raise RuntimeError(f"node(s) exited during evaluation: {exited}; logs in {log_dir}")
@@ -94,6 +111,17 @@ def run(args) -> int:
     return 0
 
 
+def task_demos(demo_dir: str, task_set: str, task_index: int, shots: int, skill: str = "any") -> list[str]:
+    """The first `shots` demo bags of a task (sorted by name), optionally of one operator skill."""
+    from pathlib import Path
+
+    pattern = f"{task_set}-{task_index:03d}_demo*" + ("" if skill == "any" else f"_{skill}")
+    bags = sorted(str(p) for p in Path(demo_dir).glob(pattern) if (p / "metadata.yaml").exists())
+    if len(bags) < shots:
+        raise FileNotFoundError(f"{demo_dir}: {len(bags)} demo bag(s) match '{pattern}', --shots needs {shots}")
+    return bags[:shots]
+
+
 def save_video(directory: str, i: int, result: dict, frames: list) -> str:
     from il_robot.video import write_video
 
@@ -121,6 +149,8 @@ def summarize(args, results: list[dict], wall_time: float) -> dict:
     return {
         "policy": args.policy,
         "tasks": args.tasks,
+        "shots": args.shots if args.demo_dir else None,
+        "demo_skill": args.demo_skill if args.demo_dir else None,
         "seed": args.seed,
         "episodes": len(results),
         "successes": int(sum(r["success"] for r in results)),
@@ -137,6 +167,7 @@ def summarize(args, results: list[dict], wall_time: float) -> dict:
         },
         "per_episode": [{"task": r["task"], "seed": r["seed"], "success": r["success"],
                          "final_distance": r["final_distance"], "duration": r["duration"],
-                         "wall_time": r["wall_time"], "loop": lp, **({"video": r["video"]} if "video" in r else {})}
+                         "wall_time": r["wall_time"], "loop": lp,
+                         **{k: r[k] for k in ("demos", "video") if k in r}}
                         for r, lp in zip(results, loops)],
     }

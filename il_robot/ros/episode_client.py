@@ -85,6 +85,8 @@ class EpisodeClient(Node):
                 pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
             elif isinstance(value, float):
                 pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+            elif isinstance(value, (list, tuple)):
+                pv = ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=[str(v) for v in value])
             else:
                 pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(value))
             request.parameters.append(Parameter(name=name, value=pv))
