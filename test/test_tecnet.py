@@ -332,9 +332,11 @@ def trained_run(tmp_path_factory, demo_bags):
     build_dataset(demo_bags["train"] + demo_bags["val"], root / "data", progress=False)
     run = root / "run"
     args = ["train", "tecnet", "--data", str(root / "data"), "--out", str(run), "--quiet"]
-    assert main(args + ["--steps", "4"] + SMALL_RUN) == 0
-    assert main(args + ["--steps", "6"] + SMALL_RUN) == 2          # the run exists: refuse to clobber it
-    assert main(args + ["--steps", "6", "--resume"]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_WAIT_POLICY", "PASSIVE")       # what `il-robot train` sets; restored afterwards
+        assert main(args + ["--steps", "4"] + SMALL_RUN) == 0
+        assert main(args + ["--steps", "6"] + SMALL_RUN) == 2          # the run exists: refuse to clobber it
+        assert main(args + ["--steps", "6", "--resume"]) == 0
     return root
 
 
@@ -473,6 +475,7 @@ def test_config_errors_are_clear(tmp_path):
 def test_train_cli_without_torch_says_how_to_install(monkeypatch, tmp_path, capsys):
     from il_robot.cli.main import main
 
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     monkeypatch.setitem(sys.modules, "torch", None)        # import torch -> ImportError
     for name in [m for m in sys.modules if m.startswith("il_robot.learning")]:
         monkeypatch.delitem(sys.modules, name)

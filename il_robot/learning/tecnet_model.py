@@ -51,18 +51,25 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, in_channels: int, cfg: ModelConfig):
         super().__init__()
-        layers: list[nn.Module] = []
+        self.convs, self.norms = nn.ModuleList(), nn.ModuleList()
         channels, size, pad = in_channels, cfg.image_size, cfg.conv_kernel // 2
         for _ in range(cfg.conv_layers):
-            layers += [nn.Conv2d(channels, cfg.conv_filters, cfg.conv_kernel, cfg.conv_stride, pad),
-                       nn.GroupNorm(1, cfg.conv_filters), nn.ELU()]
+            self.convs.append(nn.Conv2d(channels, cfg.conv_filters, cfg.conv_kernel, cfg.conv_stride, pad))
+            self.norms.append(nn.GroupNorm(1, cfg.conv_filters))
             channels = cfg.conv_filters
             size = (size + 2 * pad - cfg.conv_kernel) // cfg.conv_stride + 1
-        self.layers = nn.Sequential(*layers, nn.Flatten())
         self.out_features = channels * size * size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        return self.after_first_conv(self.convs[0](x))
+
+    def after_first_conv(self, h: torch.Tensor) -> torch.Tensor:
+        """The rest of the stack, given the first conv's output (before its norm)."""
+        for i, norm in enumerate(self.norms):
+            if i:
+                h = self.convs[i](h)
+            h = F.elu(norm(h))
+        return h.flatten(1)
 
 
 def mlp(in_features: int, cfg: ModelConfig, out_features: int) -> nn.Sequential:
@@ -86,17 +93,30 @@ class EmbeddingNet(nn.Module):
 
 
 class ControlNet(nn.Module):
-    """image (N, 3, H, W) 0..255, sentence (N, D), state (N, 14) normalised -> action (N, 3) normalised."""
+    """image (B, 3, H, W) 0..255, sentence, state (B, 14) normalised -> action (B, 3) normalised.
+
+    The first conv reads the image with the sentence tiled over it as extra channels. A conv is
+    linear in its input channels, so it is computed as conv(image) + conv(tiled sentence): in
+    training, many images share a few sentences (`task_index` picks each image's row of
+    `sentence`), and the sentence part is computed once per task instead of once per image.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.encoder = ConvEncoder(3 + cfg.embedding_size, cfg)
         self.head = mlp(self.encoder.out_features + STATE_DIM, cfg, ACTION_DIM)
 
-    def forward(self, image: torch.Tensor, sentence: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, sentence: torch.Tensor, state: torch.Tensor,
+                task_index: torch.Tensor | None = None) -> torch.Tensor:
+        """sentence: (B, D), or (T, D) with task_index (B,) in 0..T-1."""
+        conv = self.encoder.convs[0]
         x = scale_pixels(image)
         tiled = sentence[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-        features = self.encoder(torch.cat([x, tiled], dim=1))
+        image_part = F.conv2d(x, conv.weight[:, :3], conv.bias, conv.stride, conv.padding)
+        sentence_part = F.conv2d(tiled, conv.weight[:, 3:], None, conv.stride, conv.padding)
+        if task_index is not None:
+            sentence_part = sentence_part[task_index]
+        features = self.encoder.after_first_conv(image_part + sentence_part)
         return self.head(torch.cat([features, state], dim=1))
 
 

@@ -131,9 +131,9 @@ def batch_losses(model: TecNet, batch: dict[str, torch.Tensor], cfg: TecNetConfi
     embeddings = model.embedding(frames.flatten(0, 1)).view(n, m, -1)
     sentences = sentence_from(embeddings[:, :s])                                   # (N, D)
     emb_loss, accuracy = embedding_hinge_loss(embeddings[:, s:], sentences, cfg.loss.margin)
-    per_sample = sentences[:, None, None, :].expand(n, m, k, -1)
-    predicted = model.control(images.flatten(0, 2), per_sample.flatten(0, 2),
-                              batch["state"].flatten(0, 2)).view(n, m, k, -1)
+    task_index = torch.arange(n, device=images.device).repeat_interleave(m * k)
+    predicted = model.control(images.flatten(0, 2), sentences, batch["state"].flatten(0, 2),
+                              task_index).view(n, m, k, -1)
     target = batch["action"]
     support_loss = control_loss(predicted[:, :s], target[:, :s], cfg.loss.control_loss)
     query_loss = control_loss(predicted[:, s:], target[:, s:], cfg.loss.control_loss)
@@ -164,12 +164,12 @@ def validate(model: TecNet, val: data.ValidationSet, cfg: TecNetConfig, norm: da
     own_score = scores.gather(1, own[:, None])
     others = torch.ones_like(scores, dtype=torch.bool).scatter_(1, own[:, None], False)
     hinge = ((cfg.loss.margin - own_score + scores).clamp_min(0) * others).sum() / others.sum()
-    sample_sentence = sentences[own[torch.from_numpy(val.sample_query).to(device)]]
+    sample_task = own[torch.from_numpy(val.sample_query).to(device)]
     predicted = []
     for i in range(0, len(val.images), chunk):
-        predicted.append(model.control(torch.from_numpy(val.images[i:i + chunk]).to(device),
-                                       sample_sentence[i:i + chunk],
-                                       torch.from_numpy(val.state[i:i + chunk]).to(device)))
+        predicted.append(model.control(torch.from_numpy(val.images[i:i + chunk]).to(device), sentences,
+                                       torch.from_numpy(val.state[i:i + chunk]).to(device),
+                                       sample_task[i:i + chunk]))
     predicted = torch.cat(predicted)
     target = torch.from_numpy(val.action).to(device)
     loss = control_loss(predicted, target, cfg.loss.control_loss).item()
@@ -277,6 +277,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     dev = _device(device)
 
     dataset = load_dataset(data_dir)
+    if ckpt and ckpt["data"]["path"] != str(Path(data_dir).resolve()):
+        print(f"warning: resuming a run trained on {ckpt['data']['path']} with data from {data_dir}", flush=True)
     train_demos = data.load_demos(dataset, "train", cfg.data)
     if not train_demos:
         raise ValueError(f"{data_dir}: no usable training episodes (split 'train', skills {cfg.data.skills or 'all'})")
