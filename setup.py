@@ -16,6 +16,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/models", glob("models/*.*")),
+        *[(f"share/{PACKAGE}/{d}", glob(f"{d}/*")) for d in sorted(glob("models/*/"))],
     ],
     python_requires=">=3.10",
     install_requires=[

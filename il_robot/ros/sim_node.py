@@ -290,8 +290,8 @@ class SimNode(Node):
         """Camera thread (realtime mode)."""
         self.pub_image.publish(conv.image(rgb, t))
         self.pub_info.publish(self._camera_info(t))
-        if not self.episode_done:
-            with self._lock:
+        with self._lock:   # a frame drawn for the previous episode may come out after a reset
+            if not self.episode_done and t >= self.world.episode_start - 1e-9:
                 self.loop.count(self.pub_image.topic_name)
                 self.loop.count(self.pub_info.topic_name)
 
