@@ -465,3 +465,17 @@ def test_cli_entry_point_exit_status(tmp_path):
     proc = subprocess.run([str(exe), "dataset", "check", str(tmp_path / "ep")], capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr
     assert "missing required topic /joint_states" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_compacted_demo_keeps_what_conditioning_needs(tmp_path):
+    """A shipped demo: fewer joint states, same frames, still a valid demo bag."""
+    from il_robot.data.bag_reader import load_episode
+    from il_robot.data.compact import compact_demo
+
+    full = tmp_path / "full"
+    record_sim_episode(full)
+    small = compact_demo(full, tmp_path / "small")
+    assert check_bag(small) == []
+    a, b = load_episode(full).frames, load_episode(small).frames
+    assert np.array_equal(a.image, b.image) and np.allclose(a.action, b.action) and np.allclose(a.q, b.q)
+    assert sum(f.stat().st_size for f in small.rglob("*")) < sum(f.stat().st_size for f in full.rglob("*"))
