@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--demo", action="append", default=[], help="demo bag for few-shot policies (repeatable)")
     p.add_argument("--demo-dir", help="few-shot policies: directory of demo bags named like "
                    "'heldout-007_demo00_expert' (as `il-robot record` writes them); each episode is "
-                   "conditioned on --shots bags of its own task, swapped in through the `demo` parameter")
+                   "conditioned on --shots bags of its own task, swapped in through the `demo` parameter. "
+                   "Default for a few-shot policy's shipped model: models/<policy>/demos")
     p.add_argument("--shots", type=int, default=1, help="demos per task with --demo-dir (default 1)")
     p.add_argument("--demo-skill", default="any", help="use only demos of this operator skill "
                    "(expert, okay, poor; default any)")
@@ -55,6 +56,12 @@ def run(args) -> int:
         raise ValueError("--episodes must be at least 1")
     ensure_localhost_discovery()
     plan = episode_plan(args.tasks, args.episodes, args.seed)
+    if not args.demo_dir and not args.demo and not args.model_dir:
+        from il_robot.paths import models_dir
+        shipped = models_dir() / args.policy / "demos"   # few-shot policies ship demos with their model
+        if shipped.is_dir():
+            args.demo_dir = str(shipped)
+            print(f"conditioning on the shipped demos in {shipped}")
     if args.demo_dir:   # fail before launching anything when a task has too few demos
         for task_index, _ in plan:
             task_demos(args.demo_dir, args.tasks, task_index, args.shots, args.demo_skill)

@@ -216,9 +216,15 @@ class TecNetPolicy(Policy):
 
     def __init__(self, config: PolicyConfig):
         demos = [d for d in (config.demos or []) if d]
+        model_dir = Path(config.model_dir or default_model_dir())
         if not demos:
-            raise PolicyLoadError("tecnet needs at least one demo bag (parameter `demo`)")
-        self.model = TecNetModel(config.model_dir or default_model_dir(), config.device)
+            # Out of the box: the demo shipped with the model (held-out task 000, the sim's first task).
+            shipped = sorted(p for p in (model_dir / "demos").glob("*") if (p / "metadata.yaml").exists())
+            if not shipped:
+                raise PolicyLoadError("tecnet needs at least one demo bag (parameter `demo`)")
+            demos = [str(shipped[0])]
+            log.warning("tecnet: no `demo` given, conditioning on the shipped demo %s", shipped[0].name)
+        self.model = TecNetModel(model_dir, config.device)
         self.demos = demos
         self.demo_embeddings = [self.model.embed_demo(d) for d in demos]
         self.sentence = self.model.sentence(self.demo_embeddings)
