@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -62,6 +63,10 @@ def test_launch_pushing_runs_episodes(ros, tmp_path):
         start = np.linalg.norm(draw_positions(make_task("heldout", 0), 0)[0] - GOAL_XY)
         assert first["final_distance"] < start - 0.08, (start, first)
     finally:
-        proc.send_signal(2)
-        proc.wait(30)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.terminate()   # il-robot stops its nodes on SIGTERM too; never leave a graph behind
+            proc.wait(30)
     assert proc.returncode == 0
