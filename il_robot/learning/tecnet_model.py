@@ -81,15 +81,23 @@ def mlp(in_features: int, cfg: ModelConfig, out_features: int) -> nn.Sequential:
 
 
 class EmbeddingNet(nn.Module):
-    """frames (N, 6, H, W), 0..255 -> unit-length task embedding (N, D)."""
+    """frames (N, 6, H, W), 0..255 -> unit-length task embedding (N, D).
+
+    The task is which object ended up at the goal: a few pixels that changed between the first
+    and the last frame, next to an arm that moved a lot. The change (last - first) is fed as three
+    more channels, so the first conv sees it directly; without it the embedding collapsed to one
+    point (the rank loss stayed at its margin) on the 200-task set.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.encoder = ConvEncoder(DEMO_CHANNELS, cfg)
+        self.encoder = ConvEncoder(DEMO_CHANNELS + 3, cfg)
         self.head = mlp(self.encoder.out_features, cfg, cfg.embedding_size)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return normalise(self.head(self.encoder(scale_pixels(frames))))
+        x = scale_pixels(frames)
+        x = torch.cat([x, x[:, 3:6] - x[:, 0:3]], dim=1)
+        return normalise(self.head(self.encoder(x)))
 
 
 class ControlNet(nn.Module):
