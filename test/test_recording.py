@@ -72,6 +72,9 @@ def test_recorded_episode_is_complete_and_round_trips(ros, tmp_path):
     (meta, arrays), = list(load_dataset(str(dataset)).episodes("val"))
     assert meta["operator"] == "sim:expert" and meta["success"] == result["success"]
     assert len(arrays["image"]) in (80, 81) and counts[topics.TIP_VELOCITY] == len(arrays["image"])
+    last = float(arrays["stamp"][-1])   # the watcher may still be working through its queue
+    wait_until(lambda: images and actions and max(images) >= last - 1e-6 and max(actions) >= last - 1e-6,
+               timeout=60, what="the watcher to receive the episode's last frame and action")
     with lock:
         for stamp, image, action in zip(arrays["stamp"], arrays["image"], arrays["action"]):
             key = min(images, key=lambda s: abs(s - stamp))
