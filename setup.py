@@ -1,10 +1,20 @@
 """ament_python package: installs with colcon (lib/il_robot, share/il_robot) and with pip."""
 
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 PACKAGE = "il_robot"
+
+
+def share_tree(root: str) -> list[tuple[str, list[str]]]:
+    """Every file under root, installed at the same relative place under share/il_robot."""
+    files: dict[str, list[str]] = {}
+    for path in sorted(glob(f"{root}/**/*", recursive=True)):
+        if os.path.isfile(path):
+            files.setdefault(f"share/{PACKAGE}/{os.path.dirname(path)}", []).append(path)
+    return sorted(files.items())
 
 setup(
     name=PACKAGE,
@@ -15,8 +25,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
-        (f"share/{PACKAGE}/models", glob("models/*.*")),
-        *[(f"share/{PACKAGE}/{d}", glob(f"{d}/*")) for d in sorted(glob("models/*/"))],
+        *share_tree("models"),   # shipped ONNX models, their metadata and demo bags
     ],
     python_requires=">=3.10",
     install_requires=[
