@@ -491,3 +491,18 @@ def test_cli_help_needs_no_torch(command):
     out = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert f"usage: il-robot {' '.join(command)}" in out.stdout and "TORCH False" in out.stdout
+
+
+def test_shipped_tecnet_runs_out_of_the_box():
+    """policy:=tecnet with no model_dir and no demo: the shipped model on its shipped held-out demo."""
+    from il_robot.paths import models_dir
+    from il_robot.policies.base import Observation, PolicyConfig, make_policy
+    from il_robot.robot import panda_like
+
+    if not (models_dir() / "tecnet" / "metadata.json").exists():
+        pytest.skip("no TecNet model shipped in models/tecnet")
+    policy = make_policy("tecnet", PolicyConfig())
+    assert "heldout-000" in policy.demos[0]
+    q = np.array(panda_like.HOME_Q)
+    action = policy.act(Observation(0.0, q, np.zeros(7), np.zeros(3), np.zeros((64, 64, 3), np.uint8)))
+    assert action.shape == (3,) and np.all(np.isfinite(action))
