@@ -48,11 +48,14 @@ def test_recorded_episode_is_complete_and_round_trips(ros, tmp_path):
             actions[conv.from_time(msg.header.stamp)] = np.array(
                 [msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z])
 
-    watcher.create_subscription(Image, topics.IMAGE, on_image, 1000)
-    watcher.create_subscription(TwistStamped, topics.TIP_VELOCITY, on_action, 1000)
+    subs = [watcher.create_subscription(Image, topics.IMAGE, on_image, 1000),
+            watcher.create_subscription(TwistStamped, topics.TIP_VELOCITY, on_action, 1000)]
     client = ros.add(EpisodeClient("record_test_episodes", context=ros.context))
 
     with GraphProcesses(node_commands(RECORD_DEMOS, values), log_dir=str(tmp_path / "logs")) as procs:
+        # The watcher must hear the camera and the teleop node before the episode starts.
+        wait_until(lambda: all(sub.get_publisher_count() > 0 for sub in subs) or procs.poll(), timeout=120,
+                   what="the watcher to match the camera and action publishers")
         result = client.run_episode("val", 3, 7, timeout=300)
         bag = out / "demo_val-003_seed7"
         wait_until(lambda: (bag / "metadata.yaml").exists() or procs.poll(), timeout=60, what="the bag")
