@@ -29,8 +29,10 @@ def test_eval_scripted_expert_on_heldout_tasks(tmp_path):
     assert figures["episodes"] == 20 and len(figures["per_episode"]) == 20
     assert {e["task"] for e in figures["per_episode"]} == {f"heldout/{i:03d}" for i in range(20)}
     assert figures["success_rate"] >= 0.9
-    # Loop figures are per second of sim time: exact in lockstep, whatever the machine's speed.
+    # Loop figures are per second of sim time, so they do not depend on the machine's speed. The
+    # evaluator hears the policy over DDS: allow one action of the first episode lost to discovery.
     assert abs(figures["loop"]["policy_rate_hz"] - 20.0) < 0.1 and abs(figures["loop"]["torque_rate_hz"] - 500) < 5
+    assert all(e["loop"]["policy_ticks"] >= 199 for e in figures["per_episode"])
     from il_robot.video import read_video_frame_count
     for episode in figures["per_episode"]:
         assert episode["loop"]["physics_steps"] in (4999, 5000) and episode["loop"]["frames"] == 200

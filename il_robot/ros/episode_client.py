@@ -25,6 +25,10 @@ from il_robot import topics
 from il_robot.ros import conversions as conv
 
 
+LAST_PERIOD = 0.05 + 1e-6   # s (sim): the last camera period of an episode
+ACTION_GRACE = 5.0          # s (wall) to wait for the episode's last actions after its result
+
+
 class EpisodeClient(Node):
     def __init__(self, name: str = "il_robot_episodes", record_frames: bool = False, **kwargs):
         super().__init__(name, **kwargs)
@@ -34,9 +38,11 @@ class EpisodeClient(Node):
         self._frames: list[tuple[float, object]] = []
         self.create_subscription(String, topics.EPISODE_RESULT, self._on_result,
                                  QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        self.create_subscription(TwistStamped, topics.TIP_VELOCITY, self._on_action, 100)
+        self._watched = [self.create_subscription(TwistStamped, topics.TIP_VELOCITY, self._on_action, 100)]
+        self._record_frames = record_frames
         if record_frames:
-            self.create_subscription(Image, topics.IMAGE, self._on_image, 100)
+            self._watched.append(self.create_subscription(Image, topics.IMAGE, self._on_image, 100))
+        self._matched = False
         self.reset_client = self.create_client(Trigger, topics.SIM_RESET)
         self._param_clients: dict = {}
 
@@ -49,6 +55,7 @@ class EpisodeClient(Node):
     def _on_action(self, msg: TwistStamped) -> None:
         with self._cv:
             self._action_stamps.append(conv.from_time(msg.header.stamp))
+            self._cv.notify_all()
 
     def _on_image(self, msg: Image) -> None:
         try:
@@ -58,6 +65,7 @@ class EpisodeClient(Node):
             return
         with self._cv:
             self._frames.append((conv.from_time(msg.header.stamp), frame))
+            self._cv.notify_all()
 
     def _call(self, client, request, timeout: float):
         if not client.wait_for_service(timeout_sec=timeout):
@@ -101,6 +109,14 @@ class EpisodeClient(Node):
         The result gains `policy_ticks` (actions stamped inside the episode) and,
         when frames are recorded, `frames` (RGB arrays of the episode, in order).
         """
+        if not self._matched:   # count from the first frame: hear the policy (and camera) first
+            deadline = time.monotonic() + 60.0
+            while not all(sub.get_publisher_count() > 0 for sub in self._watched):
+                if time.monotonic() > deadline:
+                    self.get_logger().warning("no policy publishing actions: policy figures will read 0")
+                    break
+                time.sleep(0.01)
+            self._matched = True
         self.set_sim_parameters(task_set=task_set, task_index=task_index, seed=seed)
         with self._cv:
             self._action_stamps.clear()
@@ -115,6 +131,15 @@ class EpisodeClient(Node):
                 raise TimeoutError(f"episode {episode_id} gave no result within {timeout:.0f} s")
             result = dict(self._results[episode_id])
             start, end = info["start_time"], info["start_time"] + result["duration"]
+            # Actions and frames travel on their own topics and may still be queued here: wait
+            # (briefly) for the ones answering the episode's last camera period.
+            def last_period_in() -> bool:
+                actions_in = bool(self._action_stamps) and max(self._action_stamps) >= end - LAST_PERIOD
+                frames_in = not self._record_frames or (
+                    bool(self._frames) and max(s for s, _ in self._frames) >= end - LAST_PERIOD)
+                return actions_in and frames_in
+
+            self._cv.wait_for(last_period_in, ACTION_GRACE)
             result["policy_ticks"] = sum(start - 1e-9 <= s < end - 1e-9 for s in set(self._action_stamps))
             result["frames"] = [f for s, f in sorted(self._frames, key=lambda sf: sf[0])
                                 if start - 1e-9 <= s < end - 1e-9]
