@@ -24,6 +24,9 @@ class Harness:
     """A driver stand-in: publishes joint states and desired motion, records torque commands."""
 
     def __init__(self, ros, **params):
+        # The test's own pace must not trip the joint-state watchdog (its zero torque would be taken
+        # for the answer); the watchdog test sets a short timeout itself.
+        params.setdefault("joint_state_timeout", 5.0)
         overrides = [Parameter("use_sim_time", value=False)] + [Parameter(k, value=v) for k, v in params.items()]
         self.node = ros.add(InverseDynamicsNode(context=ros.context, parameter_overrides=overrides))
         import rclpy
@@ -113,7 +116,7 @@ def test_silent_joint_states_give_zero_torque(ros):
 
 
 def test_silent_desired_motion_holds_pose_with_gravity_compensation(ros):
-    h = Harness(ros, desired_timeout=0.05)
+    h = Harness(ros, desired_timeout=0.05, joint_state_timeout=5.0)   # no watchdog zero in between
     q_held = HOME + 0.05
     h.send_desired(NAMES, HOME - 0.2, np.zeros(7), np.zeros(7))
     h.send_state(NAMES, q_held, np.zeros(7))
