@@ -24,9 +24,6 @@ class Harness:
     """A driver stand-in: publishes joint states and desired motion, records torque commands."""
 
     def __init__(self, ros, **params):
-        # The test's own pace must not trip the joint-state watchdog (its zero torque would be taken
-        # for the answer); the watchdog test sets a short timeout itself.
-        params.setdefault("joint_state_timeout", 5.0)
         overrides = [Parameter("use_sim_time", value=False)] + [Parameter(k, value=v) for k, v in params.items()]
         self.node = ros.add(InverseDynamicsNode(context=ros.context, parameter_overrides=overrides))
         import rclpy
