@@ -41,7 +41,6 @@ class PolicyConfig:
 class Policy(ABC):
     needs_image = False        # subscribes to the camera
     needs_privileged = False   # needs the simulator's object poses (scripted expert only)
-    needs_command = False      # reads an operator's velocity command (teleop)
 
     @abstractmethod
     def reset(self, context: dict) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import JointState

@@ -14,8 +14,6 @@ from il_robot.policies.base import Observation, Policy, PolicyConfig, register
 
 @register("teleop")
 class TeleopPolicy(Policy):
-    needs_command = True
-
     def __init__(self, config: PolicyConfig | None = None):
         pass
 
