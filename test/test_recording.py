@@ -5,7 +5,6 @@ writing one bag per episode. A watcher node here records what was actually publi
 """
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -22,8 +21,8 @@ def test_recorded_episode_is_complete_and_round_trips(ros, tmp_path):
     from sensor_msgs.msg import Image
 
     from il_robot import topics
-    from il_robot.cli.record_ros import bag_counts
     from il_robot.data.bag_check import check_bag
+    from il_robot.data.bag_reader import metadata_counts
     from il_robot.data.dataset import build_dataset, load_dataset
     from il_robot.graph import RECORD_DEMOS
     from il_robot.launcher import GraphProcesses, node_commands, parse_launch_args
@@ -62,7 +61,7 @@ def test_recorded_episode_is_complete_and_round_trips(ros, tmp_path):
         assert not procs.poll(), procs.poll()
 
     # Nothing lost: every message the simulator published in the episode is in the bag.
-    counts = bag_counts(bag)
+    counts = metadata_counts(bag)
     assert result["published"][topics.JOINT_STATES] >= 2000   # 4 s at 500 Hz (+ lockstep re-sends, if any)
     for topic, n in result["published"].items():
         assert counts[topic] == n, (topic, counts[topic], n)

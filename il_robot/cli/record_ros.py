@@ -7,21 +7,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from il_robot.graph import RECORD_DEMOS
-
-
-def bag_counts(path: Path) -> dict[str, int]:
-    """Messages per topic, from the bag's metadata.yaml (what `ros2 bag info` prints)."""
-    info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-    return {t["topic_metadata"]["name"]: t["message_count"] for t in info["topics_with_message_count"]}
 
 
 def record_simulated_via_ros(args, skills: list[str]) -> dict:
     import rclpy
 
-    from il_robot.data.generate import plan_jobs
+    from il_robot.data.bag_check import missing_messages
+    from il_robot.data.bag_reader import metadata_counts
+    from il_robot.data.generate import plan_jobs, recording_summary
     from il_robot.launcher import GraphProcesses, node_commands, parse_launch_args
     from il_robot.ros.env import ensure_localhost_discovery
     from il_robot.ros.episode_client import EpisodeClient, spin_in_background
@@ -57,9 +51,9 @@ def record_simulated_via_ros(args, skills: list[str]) -> dict:
                         raise RuntimeError(f"recorder wrote no {bag} (logs in {log_dir}); nodes exited: "
                                            f"{procs.poll()}")
                     time.sleep(0.05)
-                counts = bag_counts(bag)
+                counts = metadata_counts(bag)
                 published = result.get("published", {})
-                lost = {t: n - counts.get(t, 0) for t, n in published.items() if counts.get(t, 0) < n}
+                lost = missing_messages(published, counts)
                 entry = {"path": str(bag), "skill": skills[0], "success": result["success"],
                          "final_distance": result["final_distance"], "counts": counts, "published": published,
                          "lost": lost}
@@ -74,13 +68,8 @@ def record_simulated_via_ros(args, skills: list[str]) -> dict:
     for stray in out.glob("demo_*_incomplete"):   # the episode the simulator starts with, cut by our reset
         if stray.stat().st_mtime >= t_start_wall:
             shutil.rmtree(stray)
-    ok = [d["success"] for d in done]
-    return {"planned": len(jobs), "skipped_existing": 0, "recorded": len(done), "failed": failed,
-            "wall_time": time.monotonic() - t_start,
-            "bytes_on_disk": sum(f.stat().st_size for d in done for f in Path(d["path"]).rglob("*") if f.is_file()),
-            "by_skill": {skills[0]: {"episodes": len(done), "successes": sum(ok),
-                                     "success_rate": sum(ok) / max(1, len(ok))}},
-            "episodes": done, "log_dir": log_dir}
+    summary = recording_summary(len(jobs), 0, done, failed, time.monotonic() - t_start, [d["path"] for d in done])
+    return {**summary, "log_dir": log_dir}
 
 
 def record_human(args) -> int:

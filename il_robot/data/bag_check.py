@@ -46,6 +46,11 @@ class BagReport:
         return not self.problems
 
 
+def missing_messages(published: dict[str, int], stored: dict[str, int]) -> dict[str, int]:
+    """Per topic, how many of the messages a publisher reports were not stored (only shortfalls)."""
+    return {t: n - stored.get(t, 0) for t, n in published.items() if stored.get(t, 0) < n}
+
+
 def header_stamps(contents: BagContents, topic: str) -> np.ndarray:
     return np.array([messages.stamp_ns(m.header.stamp) for m in contents.msgs(topic)], np.int64)
 

@@ -86,12 +86,20 @@ def _metadata(path: Path) -> dict:
     return info
 
 
+def _counts(info: dict) -> dict[str, int]:
+    return {t["topic_metadata"]["name"]: int(t["message_count"]) for t in info.get("topics_with_message_count") or []}
+
+
+def metadata_counts(path: str | Path) -> dict[str, int]:
+    """Messages per topic as metadata.yaml records them (what `ros2 bag info` prints), no data read."""
+    return _counts(_metadata(Path(path)))
+
+
 def read_bag(path: str | Path) -> BagContents:
     """Read a bag; raises BagError for anything that keeps it from being read."""
     path = Path(path)
     info = _metadata(path)
-    metadata_counts = {t["topic_metadata"]["name"]: int(t["message_count"])
-                       for t in info.get("topics_with_message_count") or []}
+    metadata_counts = _counts(info)
     files = ", ".join(Path(f).name for f in info["relative_file_paths"])
     try:
         reader = Reader(path)

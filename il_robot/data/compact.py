@@ -7,7 +7,6 @@ aligns every frame): about half the size. The result is a normal demo bag.
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 from rosbags.rosbag2 import Reader
@@ -15,21 +14,17 @@ from rosbags.rosbag2 import Reader
 from il_robot import topics
 from il_robot.data.bag_format import OPERATOR
 from il_robot.data.bag_writer import EpisodeBagWriter
+from il_robot.data.messages import header_stamp_ns
 
 KEEP = (topics.IMAGE, topics.TIP_VELOCITY, topics.EPISODE, topics.EPISODE_RESULT, OPERATOR)
 
 
-def _stamp_ns(data: bytes) -> int:
-    sec, nsec = struct.unpack_from("<iI" if data[1] == 1 else ">iI", data, 4)
-    return sec * 1_000_000_000 + nsec
-
-
 def compact_demo(src: str | Path, dst: str | Path, storage: str = "mcap") -> Path:
     with Reader(src) as reader:
-        frames = {_stamp_ns(raw) for conn, _, raw in reader.messages()
+        frames = {header_stamp_ns(raw) for conn, _, raw in reader.messages()
                   if conn.topic == topics.IMAGE}
         with EpisodeBagWriter(dst, storage) as out:
             for conn, t_ns, raw in reader.messages():
-                if conn.topic in KEEP or (conn.topic == topics.JOINT_STATES and _stamp_ns(raw) in frames):
+                if conn.topic in KEEP or (conn.topic == topics.JOINT_STATES and header_stamp_ns(raw) in frames):
                     out.write(conn.topic, conn.msgtype, t_ns, raw)
     return Path(dst)

@@ -104,6 +104,14 @@ def generate(jobs: list[DemoJob], workers: int = 1, progress: bool = True) -> di
                 f.cancel()
             raise
     bar.close()
+    return recording_summary(len(jobs), len(jobs) - len(todo), done, failed, time.monotonic() - t0,
+                             [j.path for j in jobs])
+
+
+def recording_summary(planned: int, skipped: int, done: list[dict], failed: list[dict], wall_time: float,
+                      bags: list[str]) -> dict:
+    """What `il-robot record` reports, however the demos were recorded: counts, success by skill, and
+    the size on disk of `bags`."""
     by_skill: dict[str, dict] = {}
     for d in done:
         s = by_skill.setdefault(d["skill"], {"episodes": 0, "successes": 0})
@@ -111,7 +119,6 @@ def generate(jobs: list[DemoJob], workers: int = 1, progress: bool = True) -> di
         s["successes"] += int(d["success"])
     for s in by_skill.values():
         s["success_rate"] = s["successes"] / s["episodes"]
-    size = sum(f.stat().st_size for j in jobs if Path(j.path).exists() for f in Path(j.path).rglob("*") if f.is_file())
-    return {"planned": len(jobs), "skipped_existing": len(jobs) - len(todo), "recorded": len(done),
-            "failed": failed, "wall_time": time.monotonic() - t0, "bytes_on_disk": size,
-            "by_skill": by_skill, "episodes": done}
+    size = sum(f.stat().st_size for b in bags if Path(b).exists() for f in Path(b).rglob("*") if f.is_file())
+    return {"planned": planned, "skipped_existing": skipped, "recorded": len(done), "failed": failed,
+            "wall_time": wall_time, "bytes_on_disk": size, "by_skill": by_skill, "episodes": done}

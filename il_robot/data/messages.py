@@ -7,6 +7,7 @@ bag looks the same whichever way it was made.
 
 from __future__ import annotations
 
+import struct
 from functools import lru_cache
 
 import numpy as np
@@ -37,6 +38,13 @@ def to_ns(seconds: float) -> int:
 def stamp(seconds: float):
     ns = to_ns(seconds)
     return _type("builtin_interfaces/msg/Time")(sec=ns // _NS, nanosec=ns % _NS)
+
+
+def header_stamp_ns(data: bytes | memoryview) -> int:
+    """Header stamp (ns) of a serialized stamped message, without deserializing it: the header is
+    the first field after the 4-byte CDR encapsulation (byte 1 says the byte order)."""
+    sec, nsec = struct.unpack_from("<iI" if data[1] == 1 else ">iI", data, 4)
+    return sec * _NS + nsec
 
 
 def stamp_ns(time_msg) -> int:

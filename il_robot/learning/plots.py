@@ -76,6 +76,10 @@ def plot_embeddings(embeddings: np.ndarray, metas: list[dict], path: str | Path,
         ax.set_ylabel(f"PC 2 ({var[1] * 100:.0f}% of variance)")
         ax.grid(alpha=0.3)
     fig.suptitle(title or "TecNet task embeddings (PCA)")
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,9 +114,4 @@ def plot_curves(train_rows: list[dict], val_rows: list[dict], path: str | Path) 
         ax.grid(alpha=0.3)
         if ax.get_lines():
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -16,13 +16,13 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from geometry_msgs.msg import TwistStamped
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from il_robot import topics
 from il_robot.ros import conversions as conv
+from il_robot.ros.latched import LATCHED
 
 
 LAST_PERIOD = 0.05 + 1e-6   # s (sim): the last camera period of an episode
@@ -36,8 +36,7 @@ class EpisodeClient(Node):
         self._cv = threading.Condition()
         self._action_stamps: list[float] = []
         self._frames: list[tuple[float, object]] = []
-        self.create_subscription(String, topics.EPISODE_RESULT, self._on_result,
-                                 QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.create_subscription(String, topics.EPISODE_RESULT, self._on_result, LATCHED)
         self._watched = [self.create_subscription(TwistStamped, topics.TIP_VELOCITY, self._on_action, 100)]
         self._record_frames = record_frames
         if record_frames:

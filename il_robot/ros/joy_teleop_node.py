@@ -6,17 +6,15 @@ stops the arm, because the teleop node treats a stale command as zero.
 
 from __future__ import annotations
 
-import json
 import sys
 
 from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Joy
-from std_msgs.msg import String
 
 from il_robot import topics
 from il_robot.ros import conversions as conv
+from il_robot.ros.latched import announce_operator
 from il_robot.ros.params import declare
 from il_robot.ros.runner import run_node
 from il_robot.teleop.joy import JoyMapping
@@ -35,9 +33,7 @@ class JoyTeleopNode(Node):
             raise ValueError("axes and scale need 3 entries (x, y, z)")
         self.mapping = JoyMapping(tuple(axes), tuple(scale), deadman, deadzone)
         self.pub = self.create_publisher(TwistStamped, topics.TELEOP_CMD, 10)
-        info = self.create_publisher(String, topics.OPERATOR,
-                                     QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        info.publish(String(data=json.dumps({"operator": "human:joy", "skill": skill})))
+        announce_operator(self, {"operator": "human:joy", "skill": skill})
         self.create_subscription(Joy, topics.JOY, self._on_joy, 10)
         self.get_logger().info(f"{topics.JOY} axes {list(axes)} -> {topics.TELEOP_CMD}; hold button {deadman}")
 

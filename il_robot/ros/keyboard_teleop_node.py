@@ -6,7 +6,6 @@ Run it in its own terminal (it reads keys raw from stdin):
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import sys
@@ -17,11 +16,10 @@ import tty
 
 from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
-from std_msgs.msg import String
 
 from il_robot import topics
 from il_robot.ros import conversions as conv
+from il_robot.ros.latched import announce_operator
 from il_robot.ros.params import declare
 from il_robot.ros.runner import run_node
 from il_robot.teleop.keyboard import HELP, KeyboardTeleop
@@ -36,9 +34,7 @@ class KeyboardTeleopNode(Node):
                         choices=("expert", "okay", "poor", "unknown"), read_only=True)
         self.teleop = KeyboardTeleop(speed=speed)
         self.pub = self.create_publisher(TwistStamped, topics.TELEOP_CMD, 10)
-        info = self.create_publisher(String, topics.OPERATOR,
-                                     QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        info.publish(String(data=json.dumps({"operator": "human:keyboard", "skill": skill})))
+        announce_operator(self, {"operator": "human:keyboard", "skill": skill})
         self._lock = threading.Lock()
         self.create_timer(1.0 / rate, self._publish)
         if not sys.stdin.isatty():

@@ -13,7 +13,6 @@ import sys
 import numpy as np
 from geometry_msgs.msg import PoseArray, TwistStamped
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
@@ -23,12 +22,11 @@ from il_robot.robot import panda_like
 from il_robot.robot.joint_order import JointInputError, JointOrder
 from il_robot.robot.model import RobotModel
 from il_robot.ros import conversions as conv
+from il_robot.ros.latched import LATCHED, announce_operator
 from il_robot.ros.latest_message import LatestMessage
 from il_robot.ros.params import declare
 from il_robot.ros.runner import run_node
 from il_robot.teleop.operators import SKILLS, SimulatedOperator
-
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class OperatorNode(Node):
@@ -43,11 +41,9 @@ class OperatorNode(Node):
         self.order = JointOrder(self.robot.joint_names)
         self.joint_states = LatestMessage(self, JointState, topics.JOINT_STATES)
         self.pub = self.create_publisher(TwistStamped, topics.TELEOP_CMD, 10)
-        self.pub_info = self.create_publisher(String, topics.OPERATOR, LATCHED)
-        self.pub_info.publish(String(data=json.dumps(self.operator.info)))
+        self.pub_info = announce_operator(self, self.operator.info)
         self.create_subscription(PoseArray, topics.OBJECT_POSES, self._on_objects, 10)
-        self.create_subscription(String, topics.EPISODE, self._on_episode,
-                                 QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.create_subscription(String, topics.EPISODE, self._on_episode, LATCHED)
         self.commands = 0
         self.get_logger().info(f"simulated {skill} operator -> {topics.TELEOP_CMD}")
 

@@ -19,7 +19,7 @@ from geometry_msgs.msg import PoseArray, TwistStamped
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
@@ -31,6 +31,7 @@ from il_robot.robot.joint_order import JointInputError, JointOrder
 from il_robot.robot.model import RobotModel, RobotModelError
 from il_robot.robot.resolved_rate import ResolvedRateController
 from il_robot.ros import conversions as conv
+from il_robot.ros.latched import LATCHED
 from il_robot.ros.latest_message import LatestMessage
 from il_robot.ros.params import declare
 from il_robot.ros.runner import run_node
@@ -87,8 +88,7 @@ class PolicyNode(Node):
         control.create_subscription(Image, topics.IMAGE, self._on_image, qos_profile_sensor_data)
         control.create_subscription(PoseArray, topics.OBJECT_POSES, self._on_objects, 10)
         control.create_subscription(TwistStamped, teleop_topic, self._on_command, 10)
-        control.create_subscription(String, topics.EPISODE, self._on_episode,
-                                    QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        control.create_subscription(String, topics.EPISODE, self._on_episode, LATCHED)
         self.get_logger().info(f"policy '{self.policy_name}' at {self.rate_hz:g} Hz -> '{desired_topic}'")
 
     # -- building and swapping ----------------------------------------------------------

@@ -12,7 +12,6 @@ announcement, or late on another topic, still lands in the right bag. Without a 
 from __future__ import annotations
 
 import json
-import struct
 import sys
 import time
 from collections import deque
@@ -21,14 +20,17 @@ from pathlib import Path
 from geometry_msgs.msg import PoseArray, TwistStamped
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from il_robot import topics
 from il_robot.data.bag_format import DEMO_TOPICS, LATCHED_TOPICS, STORAGES
+from il_robot.data.bag_check import missing_messages
 from il_robot.data.bag_writer import EpisodeBagWriter
+from il_robot.data.messages import header_stamp_ns
+from il_robot.ros.latched import LATCHED
 from il_robot.ros.params import declare
 from il_robot.ros.runner import run_node
 
@@ -38,12 +40,6 @@ MSG_CLASSES = {"sensor_msgs/msg/JointState": JointState, "sensor_msgs/msg/Image"
                "std_msgs/msg/String": String}
 WRITE_BEHIND = 1.0   # s of sim time a message waits before it is routed: /sim/episode may come late
 CLOSE_GRACE = 1.0    # s (wall) after the result before a bag closes without its final joint state
-
-
-def header_stamp(data: bytes) -> float:
-    """Header stamp of a serialized stamped message: the first field after the CDR encapsulation."""
-    sec, nsec = struct.unpack_from("<iI" if data[1] == 1 else ">iI", data, 4)
-    return sec + nsec * 1e-9
 
 
 class RecorderNode(Node):
@@ -62,13 +58,10 @@ class RecorderNode(Node):
         self.latched: dict[str, tuple[int, bytes]] = {}
         self.queue: deque = deque()        # stamped messages not yet routed to a bag
         self.newest = -1.0
-        self.dropped = 0
-        self.finished: list[dict] = []     # per closed bag: path, counts, published counts
         self._result: dict | None = None
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for topic, msgtype, _required in DEMO_TOPICS:
-            qos = latched if topic in LATCHED_TOPICS else QoSProfile(depth=1000)
+            qos = LATCHED if topic in LATCHED_TOPICS else QoSProfile(depth=1000)
             self.create_subscription(MSG_CLASSES[msgtype], topic,
                                      lambda data, t=topic, m=msgtype: self._on_message(t, m, data), qos, raw=True)
         self.create_timer(0.2, self._check_close)
@@ -100,9 +93,7 @@ class RecorderNode(Node):
             path = path.rename(incomplete) if not incomplete.exists() else path
             self.get_logger().warning(f"episode cut short ({why}): kept as {path.name}")
         published = (self._result or {}).get("published", {})
-        record = {"path": str(path), "counts": dict(bag.counts), "published": published, "closed": why}
-        self.finished.append(record)
-        lost = {k: v - bag.counts.get(k, 0) for k, v in published.items() if v != bag.counts.get(k, 0)}
+        lost = missing_messages(published, bag.counts)
         msg = f"wrote {path.name}: " + ", ".join(f"{k} {v}" for k, v in sorted(bag.counts.items()))
         if lost:
             self.get_logger().error(msg + f"; MISSING vs published: {lost}")
@@ -128,7 +119,7 @@ class RecorderNode(Node):
             if self.bag is not None:
                 self.bag.write(topic, msgtype, t_ns, data)
             return
-        stamp = header_stamp(data)
+        stamp = header_stamp_ns(data) * 1e-9
         self.newest = max(self.newest, stamp)
         self.queue.append((stamp, topic, msgtype, t_ns, data))
         self._flush(self.newest - WRITE_BEHIND)
@@ -148,8 +139,7 @@ class RecorderNode(Node):
 
     def _route(self, stamp: float, topic: str, msgtype: str, t_ns: int, data: bytes) -> None:
         if self.bag is None or stamp < self.start - 1e-9 or (self.end is not None and stamp > self.end + 1e-9):
-            self.dropped += 1   # between episodes
-            return
+            return   # between episodes
         self.bag.write(topic, msgtype, t_ns, data)
         if topic in self.last_stamp:
             self.last_stamp[topic] = max(self.last_stamp[topic], stamp)

@@ -23,7 +23,6 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -33,12 +32,12 @@ from trajectory_msgs.msg import JointTrajectory
 from il_robot import topics
 from il_robot.ros import conversions as conv
 from il_robot.ros.camera_worker import CameraWorker
+from il_robot.ros.latched import LATCHED
 from il_robot.ros.params import check_choices, declare
 from il_robot.ros.runner import run_node
 from il_robot.sim.tasks import GOAL_XY, TASK_SET_SIZES, make_task
 from il_robot.sim.world import PushingWorld
 
-LATCHED = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MODES = ("realtime", "lockstep")
 RETRANSMIT = 0.25    # s (wall): lockstep re-sends an unanswered state after this
 BRAKE_DAMPING = 5.0  # N m s/rad, while no controller drives the arm
