@@ -62,7 +62,7 @@ def test_recorded_episode_is_complete_and_round_trips(ros, tmp_path):
 
     # Nothing lost: every message the simulator published in the episode is in the bag.
     counts = metadata_counts(bag)
-    assert result["published"][topics.JOINT_STATES] >= 2000   # 4 s at 500 Hz (+ lockstep re-sends, if any)
+    assert result["published"][topics.JOINT_STATES] >= 2000   # 4 s at 500 Hz (+ the start state)
     for topic, n in result["published"].items():
         assert counts[topic] == n, (topic, counts[topic], n)
     assert counts[topics.IMAGE] >= 80 and counts["/teleop/operator"] == 1

@@ -57,6 +57,7 @@ class RecorderNode(Node):
         self.last_stamp = dict.fromkeys((topics.JOINT_STATES, topics.IMAGE, topics.TIP_VELOCITY), -1.0)
         self.latched: dict[str, tuple[int, bytes]] = {}
         self.queue: deque = deque()        # stamped messages not yet routed to a bag
+        self.routed_stamp: dict[str, float] = {}   # per topic, the stamp last written
         self.newest = -1.0
         self._result: dict | None = None
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,6 +141,9 @@ class RecorderNode(Node):
     def _route(self, stamp: float, topic: str, msgtype: str, t_ns: int, data: bytes) -> None:
         if self.bag is None or stamp < self.start - 1e-9 or (self.end is not None and stamp > self.end + 1e-9):
             return   # between episodes
+        if self.routed_stamp.get(topic) == stamp:
+            return   # a re-send (lockstep retry, an answer repeated for one frame): one copy per bag
+        self.routed_stamp[topic] = stamp
         self.bag.write(topic, msgtype, t_ns, data)
         if topic in self.last_stamp:
             self.last_stamp[topic] = max(self.last_stamp[topic], stamp)

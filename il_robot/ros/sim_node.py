@@ -238,9 +238,7 @@ class SimNode(Node):
                 if not self._cv.wait(RETRANSMIT):
                     waited += RETRANSMIT
                     for pub, msg in self._last_sent:
-                        pub.publish(msg)
-                        if not self.episode_done and pub is not self.pub_clock:
-                            self.loop.count(pub.topic_name)   # a re-send is a publish: recorders see it
+                        pub.publish(msg)   # a retry: counted once, when first published
                     if waited >= self.response_timeout:
                         self.get_logger().warning(f"lockstep: still waiting for {what}",
                                                   throttle_duration_sec=5.0)
