@@ -80,6 +80,7 @@ def run(args) -> int:
     executor, _ = spin_in_background(client)
     try:
         with GraphProcesses(node_commands(PUSHING, values), log_dir=log_dir) as procs:
+            client.warm_up(args.tasks, plan[0][0], plan[0][1], args.episode_duration)
             for i, (task_index, seed) in enumerate(plan):
                 t0 = time.monotonic()
                 demos = None

@@ -27,6 +27,7 @@ from il_robot.ros.latched import LATCHED
 
 LAST_PERIOD = 0.05 + 1e-6   # s (sim): the last camera period of an episode
 ACTION_GRACE = 5.0          # s (wall) to wait for the episode's last actions after its result
+WARM_UP_DURATION = 0.5      # s (sim): the shortest episode the simulator runs
 
 
 class EpisodeClient(Node):
@@ -143,6 +144,26 @@ class EpisodeClient(Node):
             result["frames"] = [f for s, f in sorted(self._frames, key=lambda sf: sf[0])
                                 if start - 1e-9 <= s < end - 1e-9]
         return result
+
+
+    def warm_up(self, task_set: str, task_index: int, seed: int, episode_duration: float,
+                attempts: int = 5) -> bool:
+        """Run short unscored episodes until this node hears the policy (and camera).
+
+        DDS matches each direction on its own: this node can see a publisher before that
+        publisher sends to it, and the first scored episode would then lose its first
+        actions and frames. A message received proves the match. Returns whether it came.
+        """
+        self.set_sim_parameters(episode_duration=WARM_UP_DURATION)
+        try:
+            for _ in range(attempts):
+                result = self.run_episode(task_set, task_index, seed, timeout=120.0)
+                if result["policy_ticks"] > 0 and (not self._record_frames or result["frames"]):
+                    return True
+            self.get_logger().warning(f"heard no policy in {attempts} warm-up episodes")
+            return False
+        finally:
+            self.set_sim_parameters(episode_duration=float(episode_duration))
 
 
 def spin_in_background(node: Node):
