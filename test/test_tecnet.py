@@ -8,7 +8,9 @@ runtime's preprocessing (frame stacking, NCHW, normalisation) is the training on
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import json
 import subprocess
 import sys
@@ -317,7 +319,7 @@ def test_runtime_never_imports_torch(stub_model, demo_bags):
 
 SMALL_RUN = ["--set", "data.tasks_per_batch=3", "--set", "data.timesteps_per_demo=4", "--set", "train.log_every=2",
              "--set", "train.val_every=2", "--set", "train.checkpoint_every=2", "--set", "train.threads=1",
-             "--set", "data.val_timesteps_per_demo=4"]
+             "--set", "data.val_timesteps_per_demo=4", "--set", "train.rollout_episodes=1"]
 
 
 @pytest.fixture(scope="module")
@@ -355,6 +357,8 @@ def test_training_writes_checkpoints_logs_plots_and_model(trained_run):
     assert steps == [2, 4, 6]                     # resumed at 4 without duplicate rows
     val = (run / "val_log.csv").read_text().splitlines()
     assert len(val) == 4 and "val_embedding_accuracy" in val[0]
+    rows = list(csv.DictReader(io.StringIO((run / "val_log.csv").read_text())))
+    assert all(float(r["val_success_rate"]) in (0.0, 1.0) and float(r["val_final_distance_m"]) > 0 for r in rows)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["steps_per_s"] > 0
 
@@ -506,3 +510,23 @@ def test_shipped_tecnet_runs_out_of_the_box():
     q = np.array(panda_like.HOME_Q)
     action = policy.act(Observation(0.0, q, np.zeros(7), np.zeros(3), np.zeros((64, 64, 3), np.uint8)))
     assert action.shape == (3,) and np.all(np.isfinite(action))
+
+
+@needs_torch
+def test_control_loss_weighs_demos_by_operator_skill():
+    """A demo of weight 0 (a poor operator, by default) adds nothing to the control loss."""
+    import torch
+
+    from il_robot.learning.tecnet_data import DataConfig, control_weight
+    from il_robot.learning.tecnet_model import control_loss
+
+    cfg = DataConfig(control_weights={"okay": 0.5, "poor": 0.0})
+    assert [control_weight({"skill": s}, cfg) for s in ("expert", "okay", "poor", None)] == [1.0, 0.5, 0.0, 1.0]
+    target = torch.zeros(2, 2, 4, 3)
+    predicted = target.clone()
+    predicted[1, 1] = 5.0                                   # wrong only on the weight-0 demo
+    weight = torch.tensor([[1.0, 0.5], [1.0, 0.0]])
+    assert control_loss(predicted, target, "mse", weight).item() == 0.0
+    assert control_loss(predicted, target, "mse").item() > 0.0
+    predicted[0, 1] = 1.0                                   # wrong by 1 on the weight-0.5 demo
+    assert abs(control_loss(predicted, target, "l1", weight).item() - 0.5 / 2.5) < 1e-6

@@ -30,6 +30,13 @@ class DataConfig:
     success_only: bool = False      # drop demos whose episode failed (unknown results are kept)
     augment_shift: int = 4          # random shift: pad by this many pixels, crop back; 0 = off
     val_timesteps_per_demo: int = 20  # evenly spaced control samples per val query demo
+    control_weights: dict[str, float] = field(default_factory=dict)  # skill -> weight of its demos'
+    # actions in the control loss (missing skills: 1); every demo still trains the embedding
+
+
+def control_weight(meta: dict, cfg: DataConfig) -> float:
+    """How much a demo's actions count in the control loss, by its operator's skill."""
+    return float(cfg.control_weights.get(meta.get("skill"), 1.0))
 
 
 @dataclass
@@ -135,6 +142,7 @@ class TaskBatchSampler:
     Arrays (first S of axis 1 are support):
       frames (N, S+Q, 6, H, W), images (N, S+Q, K, 3, H, W): float32 0..255
       state (N, S+Q, K, 14), action (N, S+Q, K, 3): float32, normalised
+      control_weight (N, S+Q): float32, each demo's weight in the control loss
     """
 
     def __init__(self, demos: list[Demo], cfg: DataConfig, norm: Normalisation, rng: np.random.Generator):
@@ -164,7 +172,8 @@ class TaskBatchSampler:
         return {"frames": to_nchw(frames).reshape(n, m, 6, h, w),
                 "images": to_nchw(images).reshape(n, m, k, 3, h, w),
                 "state": self.norm.state(state).reshape(n, m, k, -1),
-                "action": self.norm.action(action).reshape(n, m, k, -1)}
+                "action": self.norm.action(action).reshape(n, m, k, -1),
+                "control_weight": np.array([control_weight(d.meta, cfg) for d in demos], np.float32).reshape(n, m)}
 
 
 @dataclass
@@ -192,11 +201,14 @@ class ValidationSet:
         for t, ds in enumerate(tasks.values()):
             support.append(demo_frames(np.stack([d.ends for d in ds[:cfg.support]])))
             for d in ds[cfg.support:]:
-                steps = np.unique(np.linspace(0, len(d.images) - 1, cfg.val_timesteps_per_demo).round().astype(int))
-                sample_query += [len(queries)] * len(steps)
+                if control_weight(d.meta, cfg) > 0:    # control is scored on the actions it learns from
+                    steps = np.unique(np.linspace(0, len(d.images) - 1, cfg.val_timesteps_per_demo).round().astype(int))
+                    sample_query += [len(queries)] * len(steps)
+                    images.append(d.images[steps]), state.append(d.state[steps]), action.append(d.action[steps])
                 queries.append(demo_frames(d.ends))
                 query_task.append(t)
-                images.append(d.images[steps]), state.append(d.state[steps]), action.append(d.action[steps])
+        if not images:
+            raise ValueError("no val demo has a control weight above 0 (data.control_weights)")
         return cls(list(tasks), to_nchw(np.stack(support)), to_nchw(np.stack(queries)), np.array(query_task),
                    to_nchw(np.concatenate(images)), norm.state(np.concatenate(state)),
                    norm.action(np.concatenate(action)), np.array(sample_query), demos)

@@ -30,6 +30,8 @@ class ModelConfig:
     conv_stride: int = 2
     fc_layers: int = 3
     fc_units: int = 200
+    keypoint_layer: int = 0   # control net: spatial-softmax keypoints (x, y per filter) of this conv layer's
+                              # output (1-based; 2 = 16x16 for 64x64 images) join the features; 0 = off
 
 
 def scale_pixels(x: torch.Tensor) -> torch.Tensor:
@@ -46,10 +48,26 @@ def sentence_from(embeddings: torch.Tensor) -> torch.Tensor:
     return normalise(embeddings.mean(dim=-2))
 
 
-class ConvEncoder(nn.Module):
-    """Strided convs with layer norm (one-group GroupNorm: over channels and space) and ELU, flattened."""
+def spatial_softmax(h: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 2C): the expected (x, y) in [-1, 1] of each channel's softmax over space.
 
-    def __init__(self, in_channels: int, cfg: ModelConfig):
+    Where things are is what pushing needs; keypoints give it to the fully connected layers
+    as numbers instead of leaving it spread over a flattened feature map.
+    """
+    b, c, height, width = h.shape
+    weights = torch.softmax(h.flatten(2), dim=-1).view(b, c, height, width)
+    xs = torch.linspace(-1.0, 1.0, width, dtype=h.dtype, device=h.device)
+    ys = torch.linspace(-1.0, 1.0, height, dtype=h.dtype, device=h.device)
+    x = (weights.sum(dim=2) * xs).sum(dim=-1)
+    y = (weights.sum(dim=3) * ys).sum(dim=-1)
+    return torch.cat([x, y], dim=1)
+
+
+class ConvEncoder(nn.Module):
+    """Strided convs with layer norm (one-group GroupNorm: over channels and space) and ELU, flattened
+    (plus, optionally, spatial-softmax keypoints of one layer)."""
+
+    def __init__(self, in_channels: int, cfg: ModelConfig, keypoint_layer: int = 0):
         super().__init__()
         self.convs, self.norms = nn.ModuleList(), nn.ModuleList()
         channels, size, pad = in_channels, cfg.image_size, cfg.conv_kernel // 2
@@ -58,18 +76,24 @@ class ConvEncoder(nn.Module):
             self.norms.append(nn.GroupNorm(1, cfg.conv_filters))
             channels = cfg.conv_filters
             size = (size + 2 * pad - cfg.conv_kernel) // cfg.conv_stride + 1
-        self.out_features = channels * size * size
+        if not 0 <= keypoint_layer <= cfg.conv_layers:
+            raise ValueError(f"keypoint_layer {keypoint_layer} outside 0..{cfg.conv_layers}")
+        self.keypoint_layer = keypoint_layer
+        self.out_features = channels * size * size + (2 * cfg.conv_filters if keypoint_layer else 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.after_first_conv(self.convs[0](x))
 
     def after_first_conv(self, h: torch.Tensor) -> torch.Tensor:
         """The rest of the stack, given the first conv's output (before its norm)."""
+        keypoints = None
         for i, norm in enumerate(self.norms):
             if i:
                 h = self.convs[i](h)
             h = F.elu(norm(h))
-        return h.flatten(1)
+            if i + 1 == self.keypoint_layer:
+                keypoints = spatial_softmax(h)
+        return h.flatten(1) if keypoints is None else torch.cat([h.flatten(1), keypoints], dim=1)
 
 
 def mlp(in_features: int, cfg: ModelConfig, out_features: int) -> nn.Sequential:
@@ -111,7 +135,7 @@ class ControlNet(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.encoder = ConvEncoder(3 + cfg.embedding_size, cfg)
+        self.encoder = ConvEncoder(3 + cfg.embedding_size, cfg, cfg.keypoint_layer)
         self.head = mlp(self.encoder.out_features + STATE_DIM, cfg, ACTION_DIM)
 
     def forward(self, image: torch.Tensor, sentence: torch.Tensor, state: torch.Tensor,
@@ -158,9 +182,16 @@ def embedding_hinge_loss(query: torch.Tensor, sentences: torch.Tensor,
     return loss, accuracy
 
 
-def control_loss(predicted: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+def control_loss(predicted: torch.Tensor, target: torch.Tensor, kind: str,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean error over samples; `weight` (broadcast over the leading axes of the action) weighs them."""
     if kind == "mse":
-        return F.mse_loss(predicted, target)
-    if kind == "l1":
-        return F.l1_loss(predicted, target)
-    raise ValueError(f"control loss must be 'mse' or 'l1', not {kind!r}")
+        error = (predicted - target).square()
+    elif kind == "l1":
+        error = (predicted - target).abs()
+    else:
+        raise ValueError(f"control loss must be 'mse' or 'l1', not {kind!r}")
+    if weight is None:
+        return error.mean()
+    weight = weight.reshape(*weight.shape, *([1] * (error.dim() - weight.dim()))).expand_as(error)
+    return (error * weight).sum() / weight.sum().clamp_min(1e-8)

@@ -31,7 +31,7 @@ CHECKPOINT_VERSION = 1
 TRAIN_COLUMNS = ("step", "wall_time", "steps_per_s", "loss", "embedding_loss", "support_control_loss",
                  "query_control_loss", "embedding_accuracy")
 VAL_COLUMNS = ("step", "val_embedding_accuracy", "val_embedding_loss", "val_control_loss",
-               "val_control_rmse_mps")
+               "val_control_rmse_mps", "val_success_rate", "val_final_distance_m")
 
 
 @dataclass
@@ -57,7 +57,8 @@ class RunConfig:
     val_every: int = 500
     checkpoint_every: int = 500
     threads: int = 0                # torch intra-op threads; 0 = the cores this process may use
-    export: str = "best"            # which checkpoint goes to onnx/: best (val query control loss) | last
+    export: str = "best"            # which checkpoint goes to onnx/: best (see `better`) | last
+    rollout_episodes: int = 0       # closed-loop val: episodes (one per val task) at every validation; 0 = off
 
 
 @dataclass
@@ -134,9 +135,11 @@ def batch_losses(model: TecNet, batch: dict[str, torch.Tensor], cfg: TecNetConfi
     task_index = torch.arange(n, device=images.device).repeat_interleave(m * k)
     predicted = model.control(images.flatten(0, 2), sentences, batch["state"].flatten(0, 2),
                               task_index).view(n, m, k, -1)
-    target = batch["action"]
-    support_loss = control_loss(predicted[:, :s], target[:, :s], cfg.loss.control_loss)
-    query_loss = control_loss(predicted[:, s:], target[:, s:], cfg.loss.control_loss)
+    target, weight = batch["action"], batch.get("control_weight")
+    support_loss = control_loss(predicted[:, :s], target[:, :s], cfg.loss.control_loss,
+                                None if weight is None else weight[:, :s])
+    query_loss = control_loss(predicted[:, s:], target[:, s:], cfg.loss.control_loss,
+                              None if weight is None else weight[:, s:])
     total = (cfg.loss.embedding_weight * emb_loss + cfg.loss.support_control_weight * support_loss
              + cfg.loss.query_control_weight * query_loss)
     return {"loss": total, "embedding_loss": emb_loss, "support_control_loss": support_loss,
@@ -178,6 +181,16 @@ def validate(model: TecNet, val: data.ValidationSet, cfg: TecNetConfig, norm: da
     model.train()
     return {"val_embedding_accuracy": accuracy, "val_embedding_loss": hinge.item(), "val_control_loss": loss,
             "val_control_rmse_mps": rmse}
+
+
+def better(metrics: dict, best: dict) -> bool:
+    """Best checkpoint: higher closed-loop success when rollouts run, then lower val control loss."""
+    if best.get("val_control_loss") is None:
+        return True
+    success, best_success = metrics.get("val_success_rate"), best.get("val_success_rate")
+    if success is not None and best_success is not None and success != best_success:
+        return success > best_success
+    return metrics["val_control_loss"] < best["val_control_loss"]
 
 
 # -- checkpoints and logs ------------------------------------------------------------------------
@@ -294,7 +307,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
 
     model = TecNet(cfg.model).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
-    step, best, train_seconds = 0, {"val_control_loss": None, "step": None}, 0.0
+    step, best, train_seconds = 0, {"val_control_loss": None, "val_success_rate": None, "step": None}, 0.0
     if ckpt:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -323,12 +336,19 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
         if val is None:
             return
         metrics = validate(model, val, cfg, norm, dev)
+        if cfg.train.rollout_episodes > 0:
+            from il_robot.learning.tecnet_rollouts import rollout_success
+            metrics.update(rollout_success(model, norm, val.demos, cfg.train.rollout_episodes, dev))
         val_log.add({"step": step, **metrics})
-        if best["val_control_loss"] is None or metrics["val_control_loss"] < best["val_control_loss"]:
-            best.update(val_control_loss=metrics["val_control_loss"], step=step)
+        if better(metrics, best):
+            best.update(val_control_loss=metrics["val_control_loss"],
+                        val_success_rate=metrics.get("val_success_rate"), step=step)
             checkpoint(best_path)
+        rollouts = (f", closed-loop success {metrics['val_success_rate']:.0%}"
+                    if "val_success_rate" in metrics else "")
         bar.write(f"step {step}: val embedding accuracy {metrics['val_embedding_accuracy']:.2f}, "
-                  f"control loss {metrics['val_control_loss']:.4f} (rmse {metrics['val_control_rmse_mps']:.4f} m/s)")
+                  f"control loss {metrics['val_control_loss']:.4f} (rmse {metrics['val_control_rmse_mps']:.4f} m/s)"
+                  + rollouts)
 
     model.train()
     window: dict[str, list[float]] = {}

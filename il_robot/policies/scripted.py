@@ -1,8 +1,10 @@
 """Scripted pushing expert: reads the simulator's object poses, pushes the target home.
 
 Approach high, descend behind the target on the target->goal line, push with
-feedback on the line, and back off and re-approach when the object slips off
-the tool. It needs privileged state, so it runs in simulation only.
+feedback on the line (slowing while off it), and back off and re-approach when
+the object slips off the tool, unless it is already close to the goal. Few
+phase changes make demos that a policy can imitate from pixels. It needs
+privileged state, so it runs in simulation only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ Z_HIGH = 0.12     # tip height when travelling over objects
 PUSH_SPEED = 0.10
 TRAVEL_GAIN = 3.0
 DONE_RADIUS = 0.012
+CLOSE_ENOUGH = 0.035   # contact lost this near the goal (success: 0.05): stop, no second approach
+LATERAL_GAIN = 6.0     # sideways correction while pushing (1/s); 10 oscillates with a 0.1 s operator delay
+LOST_LATERAL = 0.6     # contact counts as lost beyond this fraction of the target radius (+1 cm) off the line
+DESCEND_SPEED = 0.12   # m/s, the least descent speed (a pure P-law crawls over its last centimetres)
 
 
 class Phase(enum.Enum):
@@ -57,7 +63,7 @@ class ScriptedPusher(Policy):
         dist = np.linalg.norm(to_goal)
         if dist < DONE_RADIUS:
             self.phase = Phase.DONE
-        elif self.phase is Phase.DONE and dist > 2 * DONE_RADIUS:
+        elif self.phase is Phase.DONE and dist > CLOSE_ENOUGH + 0.01:
             self.phase = Phase.LIFT
         if self.phase is Phase.DONE:
             return np.zeros(3)
@@ -67,14 +73,19 @@ class ScriptedPusher(Policy):
         if self.phase is Phase.PUSH:
             rel = obj - tip[:2]
             along = float(np.dot(rel, d))
-            lateral = np.linalg.norm(rel - along * d)
-            if along < 0.0 or lateral > 0.6 * self.target_radius + 0.01 or along > self._standoff() + 0.05:
-                self.phase = Phase.LIFT  # slipped off or overshot: go round again
+            lateral = float(np.linalg.norm(rel - along * d))
+            if along < 0.0 or lateral > LOST_LATERAL * self.target_radius + 0.01 or along > self._standoff() + 0.05:
+                # Slipped off or overshot: go round again, unless it is home already.
+                self.phase = Phase.DONE if dist < CLOSE_ENOUGH else Phase.LIFT
+                if self.phase is Phase.DONE:
+                    return np.zeros(3)
             else:
                 contact = obj - d * (self.target_radius + TOOL_RADIUS)
-                v_xy = TRAVEL_GAIN * (contact - tip[:2]) * np.array([1.0, 1.0])
+                v_xy = LATERAL_GAIN * (contact - tip[:2])
                 v_xy = v_xy - np.dot(v_xy, d) * d  # correct sideways only
-                v_xy = v_xy + self.push_speed * d
+                # Slow down while off the line, so the sideways correction wins before the object slips.
+                speed = self.push_speed * max(0.2, 1.0 - lateral / self.target_radius)
+                v_xy = v_xy + speed * d
                 return np.array([*v_xy, 3.0 * (Z_PUSH - tip[2])])
 
         if self.phase is Phase.LIFT:
@@ -88,8 +99,10 @@ class ScriptedPusher(Policy):
                 self.phase = Phase.DESCEND
             else:
                 return TRAVEL_GAIN * err
-        # DESCEND
+        # DESCEND, at no less than DESCEND_SPEED
         err = np.array([*(behind - tip[:2]), Z_PUSH - tip[2]])
         if abs(err[2]) < 0.006:
             self.phase = Phase.PUSH
-        return TRAVEL_GAIN * err
+        v = TRAVEL_GAIN * err
+        v[2] = -max(DESCEND_SPEED, -v[2]) if err[2] < -0.006 else v[2]
+        return v
