@@ -263,6 +263,15 @@ def test_wrong_shapes_are_refused(tmp_path, demo_bags):
     with pytest.raises(PolicyLoadError, match="state normalisation size"):
         make_policy("tecnet", PolicyConfig(model_dir=str(write_stub_model(tmp_path / "norm", meta=meta)),
                                            demos=demo))
+    meta = stub_metadata()
+    meta["state"]["layout"] = ["q", "qd", "tip"]          # 17 numbers, but the graph reads 14
+    with pytest.raises(PolicyLoadError, match="control state size"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(write_stub_model(tmp_path / "tip", meta=meta)),
+                                           demos=demo))
+    meta["state"]["layout"] = ["q", "effort"]
+    with pytest.raises(PolicyLoadError, match="state layout"):
+        make_policy("tecnet", PolicyConfig(model_dir=str(write_stub_model(tmp_path / "layout", meta=meta)),
+                                           demos=demo))
 
 
 def test_bad_demo_bag_is_refused(stub_model, tmp_path):
@@ -371,7 +380,8 @@ def test_metadata_describes_the_model(trained_run):
     assert meta["models"]["embedding"]["outputs"]["embedding"]["shape"] == ["N", 20]
     assert set(meta["models"]["control"]["inputs"]) == {"image", "sentence", "state"}
     assert meta["models"]["control"]["outputs"]["action"]["shape"] == ["N", 3]
-    assert len(meta["state"]["mean"]) == len(meta["state"]["std"]) == 14
+    assert len(meta["state"]["mean"]) == len(meta["state"]["std"]) == 17
+    assert meta["state"]["layout"] == ["q", "qd", "tip"] and meta["models"]["control"]["inputs"]["state"]["shape"] == ["N", 17]
     assert meta["action"]["name"] == "tip_velocity" and meta["action"]["units"] == "m/s" and meta["action"]["dim"] == 3
     assert meta["embedding"]["size"] == 20 and meta["image"]["input_range"] == [0.0, 255.0]
     assert meta["training"]["data"]["path"] == str((trained_run / "data").resolve())
@@ -396,7 +406,7 @@ def test_onnxruntime_matches_torch(trained_run):
     frames = rng.uniform(0, 255, (4, 6, 64, 64)).astype(np.float32)
     image = rng.uniform(0, 255, (7, 3, 64, 64)).astype(np.float32)
     sentence = rng.normal(size=(7, 20)).astype(np.float32)
-    state = rng.normal(size=(7, 14)).astype(np.float32)
+    state = rng.normal(size=(7, 17)).astype(np.float32)
     embedding = ort.InferenceSession(str(run / "onnx" / "embedding.onnx")).run(None, {"frames": frames})[0]
     action = ort.InferenceSession(str(run / "onnx" / "control.onnx")).run(
         None, {"image": image, "sentence": sentence, "state": state})[0]
@@ -416,6 +426,7 @@ def test_runtime_policy_reproduces_training_preprocessing(trained_run, demo_bags
     from il_robot.learning.tecnet_data import Normalisation, demo_frames, to_nchw
     from il_robot.learning.tecnet_model import sentence_from
     from il_robot.learning.tecnet_train import load_checkpoint, model_from_checkpoint
+    from il_robot.robot.model import RobotModel
 
     run = trained_run / "run"
     ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
@@ -432,10 +443,12 @@ def test_runtime_policy_reproduces_training_preprocessing(trained_run, demo_bags
         np.testing.assert_allclose(np.stack(policy.demo_embeddings), embeddings.numpy(), atol=1e-4)
         np.testing.assert_allclose(policy.sentence, sentence.numpy(), atol=1e-4)
         a = arrays[0]
-        state = norm.state(np.concatenate([a["q"][3], a["qd"][3]])[None])
+        assert model.cfg.tip_in_state                               # the shipped config's state layout
+        tip = RobotModel.load().tip_pose(a["q"][3])[0]              # what the policy node computes
+        state = norm.state(np.concatenate([a["q"][3], a["qd"][3], tip])[None])
         expected = model.control(torch.from_numpy(to_nchw(a["image"][3:4])), sentence[None],
                                  torch.from_numpy(state)).numpy()[0] * norm.action_std + norm.action_mean
-    got = policy.act(Observation(0.0, a["q"][3], a["qd"][3], np.zeros(3), a["image"][3]))
+    got = policy.act(Observation(0.0, a["q"][3], a["qd"][3], tip, a["image"][3]))
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 

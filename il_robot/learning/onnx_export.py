@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from il_robot.data.bag_format import JOINT_ORDER
-from il_robot.learning.tecnet_model import ACTION_DIM, DEMO_CHANNELS, STATE_DIM, TecNet
+from il_robot.learning.tecnet_model import ACTION_DIM, DEMO_CHANNELS, TecNet, state_dim
 from il_robot.learning.tecnet_train import load_checkpoint, model_from_checkpoint
 
 FORMAT = "il_robot.tecnet"
@@ -63,7 +63,7 @@ def _random_inputs(model: TecNet, batch: int, seed: int = 0) -> dict[str, np.nda
     return {"frames": rng.uniform(0, 255, (batch, DEMO_CHANNELS, size, size)).astype(np.float32),
             "image": rng.uniform(0, 255, (batch, 3, size, size)).astype(np.float32),
             "sentence": (sentence / np.linalg.norm(sentence, axis=1, keepdims=True)).astype(np.float32),
-            "state": rng.normal(size=(batch, STATE_DIM)).astype(np.float32)}
+            "state": rng.normal(size=(batch, state_dim(model.cfg))).astype(np.float32)}
 
 
 def verify(model: TecNet, directory: Path, tolerance: float = TOLERANCE, batch: int = 5) -> dict[str, float]:
@@ -110,7 +110,7 @@ def metadata(ckpt: dict, model: TecNet, diffs: dict[str, float]) -> dict:
             "control": {"file": CONTROL_FILE,
                         "inputs": {"image": {"shape": ["N", 3, size, size], "dtype": "float32"},
                                    "sentence": {"shape": ["N", dim], "dtype": "float32"},
-                                   "state": {"shape": ["N", STATE_DIM], "dtype": "float32"}},
+                                   "state": {"shape": ["N", state_dim(model.cfg)], "dtype": "float32"}},
                         "outputs": {"action": {"shape": ["N", ACTION_DIM], "dtype": "float32"}}},
         },
         "image": {"height": size, "width": size, "encoding": "rgb8", "layout": "NCHW",
@@ -119,8 +119,11 @@ def metadata(ckpt: dict, model: TecNet, diffs: dict[str, float]) -> dict:
                   "demo_frames": "first and last frames of the demo on channels: first RGB, then last RGB"},
         "embedding": {"size": dim, "normalised": True,
                       "sentence": "normalise(mean of the normalised embeddings of the demos)"},
-        "state": {"names": [f"{j}/position" for j in JOINT_ORDER] + [f"{j}/velocity" for j in JOINT_ORDER],
-                  "units": "rad, rad/s", "mean": norm["state_mean"], "std": norm["state_std"],
+        "state": {"layout": ["q", "qd", "tip"] if model.cfg.tip_in_state else ["q", "qd"],
+                  "names": [f"{j}/position" for j in JOINT_ORDER] + [f"{j}/velocity" for j in JOINT_ORDER]
+                  + (["tip/x", "tip/y", "tip/z"] if model.cfg.tip_in_state else []),
+                  "units": "rad, rad/s" + (", m (tool tip, base frame)" if model.cfg.tip_in_state else ""),
+                  "mean": norm["state_mean"], "std": norm["state_std"],
                   "normalise": "(state - mean) / std before control.onnx"},
         "action": {"name": "tip_velocity", "units": "m/s", "frame": "base", "dim": ACTION_DIM,
                    "mean": norm["action_mean"], "std": norm["action_std"],

@@ -47,7 +47,7 @@ class Demo:
     meta: dict
     ends: np.ndarray      # (2, H, W, 3) uint8: first and last frames of the full episode
     images: np.ndarray    # (T, H, W, 3) uint8, every frame_stride-th frame
-    state: np.ndarray     # (T, 14) float32: q then qd, not normalised
+    state: np.ndarray     # (T, 14 or 17) float32: q, qd (and the tip position), not normalised
     action: np.ndarray    # (T, 3) float32, m/s, not normalised
 
 
@@ -57,8 +57,22 @@ def keep_demo(meta: dict, cfg: DataConfig) -> bool:
     return not (cfg.success_only and meta.get("success") is False)
 
 
-def load_demos(dataset: Dataset, split: str, cfg: DataConfig) -> list[Demo]:
-    """Every usable episode of `split`, frames subsampled by cfg.frame_stride."""
+def tip_positions(q: np.ndarray) -> np.ndarray:
+    """(T, 7) joint positions -> (T, 3) tool-tip positions (forward kinematics, as the policy node has them)."""
+    from il_robot.robot.model import RobotModel
+
+    global _ROBOT
+    if _ROBOT is None:
+        _ROBOT = RobotModel.load()
+    return np.array([_ROBOT.tip_pose(qi)[0] for qi in np.asarray(q, np.float64)], np.float32).reshape(-1, 3)
+
+
+_ROBOT = None
+
+
+def load_demos(dataset: Dataset, split: str, cfg: DataConfig, with_tip: bool = False) -> list[Demo]:
+    """Every usable episode of `split`, frames subsampled by cfg.frame_stride; `with_tip` appends the
+    tool-tip position to the state."""
     stride = max(1, int(cfg.frame_stride))
     demos = []
     for meta, arrays in dataset.episodes(split):
@@ -69,7 +83,8 @@ def load_demos(dataset: Dataset, split: str, cfg: DataConfig) -> list[Demo]:
             key=meta["key"], task_name=meta["task_name"], meta=meta,
             ends=np.stack([image[0], image[-1]]),
             images=np.ascontiguousarray(image[::stride]),
-            state=np.concatenate([arrays["q"], arrays["qd"]], axis=1)[::stride].astype(np.float32),
+            state=np.concatenate([arrays["q"], arrays["qd"]] + ([tip_positions(arrays["q"])] if with_tip else []),
+                                 axis=1)[::stride].astype(np.float32),
             action=arrays["action"][::stride].astype(np.float32)))
     return demos
 

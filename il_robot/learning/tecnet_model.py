@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 STATE_DIM = 14      # q (7) and qd (7), normalised by the caller
+TIP_DIM = 3         # tool-tip position (m, base frame), after q and qd when the model reads it
 ACTION_DIM = 3      # tool-tip linear velocity, normalised by the caller
 DEMO_CHANNELS = 6   # first and last RGB frames of a demo, stacked on channels
 
@@ -30,8 +31,13 @@ class ModelConfig:
     conv_stride: int = 2
     fc_layers: int = 3
     fc_units: int = 200
+    tip_in_state: bool = False  # the control net's state ends with the tool-tip position (FK of q)
     keypoint_layer: int = 0   # control net: spatial-softmax keypoints (x, y per filter) of this conv layer's
                               # output (1-based; 2 = 16x16 for 64x64 images) join the features; 0 = off
+
+
+def state_dim(cfg: ModelConfig) -> int:
+    return STATE_DIM + (TIP_DIM if cfg.tip_in_state else 0)
 
 
 def scale_pixels(x: torch.Tensor) -> torch.Tensor:
@@ -125,7 +131,7 @@ class EmbeddingNet(nn.Module):
 
 
 class ControlNet(nn.Module):
-    """image (B, 3, H, W) 0..255, sentence, state (B, 14) normalised -> action (B, 3) normalised.
+    """image (B, 3, H, W) 0..255, sentence, state (B, 14 or 17) normalised -> action (B, 3) normalised.
 
     The first conv reads the image with the sentence tiled over it as extra channels. A conv is
     linear in its input channels, so it is computed as conv(image) + conv(tiled sentence): in
@@ -136,7 +142,7 @@ class ControlNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.encoder = ConvEncoder(3 + cfg.embedding_size, cfg, cfg.keypoint_layer)
-        self.head = mlp(self.encoder.out_features + STATE_DIM, cfg, ACTION_DIM)
+        self.head = mlp(self.encoder.out_features + state_dim(cfg), cfg, ACTION_DIM)
 
     def forward(self, image: torch.Tensor, sentence: torch.Tensor, state: torch.Tensor,
                 task_index: torch.Tensor | None = None) -> torch.Tensor:

@@ -32,7 +32,8 @@ class TorchTecNetPolicy(Policy):
     @torch.no_grad()
     def act(self, obs: Observation) -> np.ndarray:
         image = torch.from_numpy(data.to_nchw(obs.image[None])).to(self.device)
-        state = self.norm.state(np.concatenate([obs.q, obs.qd])[None])
+        parts = [obs.q, obs.qd] + ([obs.tip] if self.model.cfg.tip_in_state else [])
+        state = self.norm.state(np.concatenate(parts)[None])
         out = self.model.control(image, self.sentence, torch.from_numpy(state).to(self.device))
         return out.cpu().numpy()[0] * self.norm.action_std + self.norm.action_mean
 

@@ -292,14 +292,14 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     dataset = load_dataset(data_dir)
     if ckpt and ckpt["data"]["path"] != str(Path(data_dir).resolve()):
         print(f"warning: resuming a run trained on {ckpt['data']['path']} with data from {data_dir}", flush=True)
-    train_demos = data.load_demos(dataset, "train", cfg.data)
+    train_demos = data.load_demos(dataset, "train", cfg.data, cfg.model.tip_in_state)
     if not train_demos:
         raise ValueError(f"{data_dir}: no usable training episodes (split 'train', skills {cfg.data.skills or 'all'})")
     norm = data.Normalisation.from_dict(ckpt["normalisation"]) if ckpt else data.Normalisation.from_demos(train_demos)
     rng = np.random.default_rng(cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
     sampler = data.TaskBatchSampler(train_demos, cfg.data, norm, rng)
-    val = data.ValidationSet.build(data.load_demos(dataset, "val", cfg.data), cfg.data, norm)
+    val = data.ValidationSet.build(data.load_demos(dataset, "val", cfg.data, cfg.model.tip_in_state), cfg.data, norm)
     data_info = {"path": str(Path(data_dir).resolve()), "created": dataset.meta.get("created"),
                  "summary": dataset.meta.get("summary"), "train": data.data_summary(train_demos),
                  "val": data.data_summary(val.demos) if val else None,

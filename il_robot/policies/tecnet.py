@@ -29,8 +29,9 @@ METADATA_FILE = "metadata.json"
 N_JOINTS = 7
 EXPECTED_IO = {                     # graph -> input/output name -> channel or feature size this code feeds
     "embedding": {"inputs": {"frames": 6}, "outputs": {"embedding": None}},
-    "control": {"inputs": {"image": 3, "sentence": None, "state": 2 * N_JOINTS}, "outputs": {"action": 3}},
+    "control": {"inputs": {"image": 3, "sentence": None, "state": None}, "outputs": {"action": 3}},
 }
+STATE_LAYOUTS = {("q", "qd"): 2 * N_JOINTS, ("q", "qd", "tip"): 2 * N_JOINTS + 3}   # metadata state.layout
 
 
 def default_model_dir() -> Path:
@@ -130,14 +131,20 @@ class TecNetModel:
             self.action_mean = np.asarray(meta["action"]["mean"], np.float32)
             self.action_std = np.asarray(meta["action"]["std"], np.float32)
             action_name = meta["action"]["name"]
+            self.state_layout = tuple(meta["state"].get("layout", ("q", "qd")))
         except (KeyError, TypeError, ValueError) as err:
             raise PolicyLoadError(f"{self.dir / METADATA_FILE}: incomplete ({type(err).__name__}: {err})") from None
+        if self.state_layout not in STATE_LAYOUTS:
+            raise PolicyLoadError(f"{self.dir / METADATA_FILE}: state layout {list(self.state_layout)}; this "
+                                  f"runtime feeds {' or '.join(str(list(k)) for k in STATE_LAYOUTS)}")
+        state_size = STATE_LAYOUTS[self.state_layout]
         shapes = {
             "embedding output": (_meta_shape(meta, "embedding", "outputs", "embedding")[1:], [self.embedding_size]),
             "control sentence": (_meta_shape(meta, "control", "inputs", "sentence")[1:], [self.embedding_size]),
             "frames": (_meta_shape(meta, "embedding", "inputs", "frames")[2:], [self.height, self.width]),
             "image": (_meta_shape(meta, "control", "inputs", "image")[2:], [self.height, self.width]),
-            "state normalisation": ([self.state_mean.size, self.state_std.size], [2 * N_JOINTS] * 2),
+            "control state": (_meta_shape(meta, "control", "inputs", "state")[1:], [state_size]),
+            "state normalisation": ([self.state_mean.size, self.state_std.size], [state_size] * 2),
             "action normalisation": ([self.action_mean.size, self.action_std.size], [3, 3]),
         }
         for what, (got, want) in shapes.items():
@@ -155,7 +162,7 @@ class TecNetModel:
         blank = np.zeros((self.height, self.width, 3), np.uint8)
         try:
             sentence = self.embed_frames(blank, blank)
-            action = self.act(blank, np.zeros(N_JOINTS), np.zeros(N_JOINTS), sentence)
+            action = self.act(blank, np.zeros(N_JOINTS), np.zeros(N_JOINTS), sentence, np.zeros(3))
         except PolicyLoadError:
             raise
         except Exception as err:
@@ -191,12 +198,19 @@ class TecNetModel:
         """Task sentence from one or more demo embeddings: normalised mean of the normalised embeddings."""
         return _normalise(np.mean([_normalise(e) for e in embeddings], axis=0))
 
-    def act(self, image: np.ndarray, q: np.ndarray, qd: np.ndarray, sentence: np.ndarray) -> np.ndarray:
-        """Tip velocity (3,) m/s for one camera frame and joint state."""
+    def act(self, image: np.ndarray, q: np.ndarray, qd: np.ndarray, sentence: np.ndarray,
+            tip: np.ndarray | None = None) -> np.ndarray:
+        """Tip velocity (3,) m/s for one camera frame and joint state (and tip position, when the
+        model's state layout has it)."""
         q, qd = np.asarray(q, np.float64).ravel(), np.asarray(qd, np.float64).ravel()
         if q.size != N_JOINTS or qd.size != N_JOINTS:
             raise ValueError(f"expected {N_JOINTS} joint positions and velocities, got {q.size} and {qd.size}")
-        state = np.concatenate([q, qd])
+        parts = [q, qd]
+        if "tip" in self.state_layout:
+            if tip is None or np.asarray(tip).size != 3:
+                raise ValueError("this model reads the tool-tip position; expected 3 numbers")
+            parts.append(np.asarray(tip, np.float64).ravel())
+        state = np.concatenate(parts)
         if not np.all(np.isfinite(state)):
             raise ValueError("joint state holds NaN/Inf")
         feeds = {
@@ -239,4 +253,4 @@ class TecNetPolicy(Policy):
     def act(self, obs: Observation) -> np.ndarray:
         if obs.image is None:
             raise ValueError("tecnet needs a camera image; none received yet")
-        return self.model.act(obs.image, obs.q, obs.qd, self.sentence)
+        return self.model.act(obs.image, obs.q, obs.qd, self.sentence, obs.tip)
