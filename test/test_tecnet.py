@@ -209,7 +209,7 @@ def test_default_model_dir_is_the_shipped_one(stub_model, demo_bags, monkeypatch
 
 
 def test_no_demo_is_refused(stub_model):
-    with pytest.raises(PolicyLoadError, match=r"tecnet needs at least one demo bag \(parameter `demo`\)"):
+    with pytest.raises(PolicyLoadError, match=r"tecnet needs at least one demo bag of the task \(parameter `demo`\)"):
         make_policy("tecnet", PolicyConfig(model_dir=str(stub_model), demos=[]))
     with pytest.raises(PolicyLoadError, match="at least one demo"):
         make_policy("tecnet", PolicyConfig(model_dir=str(stub_model), demos=[""]))

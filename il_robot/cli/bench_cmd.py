@@ -1,4 +1,4 @@
-"""il-robot bench: figures for the inverse dynamics, the simulator, the ROS torque loop and a live swap."""
+"""il-robot bench: figures for the inverse dynamics, the simulator, the ROS torque loop, a live swap, and PlaNet."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 BENCHES = ("id", "sim", "loop", "swap")
+ON_REQUEST = ("planet",)      # needs a trained model: run only when named
 
 
 def add_parser(sub) -> None:
@@ -16,13 +17,18 @@ def add_parser(sub) -> None:
                                    "answering joint states at the torque-loop rate through ROS (achieved rate "
                                    "and joint_states -> torque latency); swap: the pushing graph in realtime "
                                    "mode, one episode as it is and one with a live policy swap "
-                                   "(scripted -> --swap-to -> scripted), missed torque and policy ticks of each.")
+                                   "(scripted -> --swap-to -> scripted), missed torque and policy ticks of each. "
+                                   "planet (only when named): PlaNet planning latency on ONNX sessions, shipped "
+                                   "and paper planner settings; with --episodes, in-process success of planet, "
+                                   "the true-dynamics CEM upper bound and the scripted expert.")
     p.add_argument("which", nargs="*", default=list(BENCHES), metavar="BENCH",
-                   help=f"any of {', '.join(BENCHES)} (default: all)")
+                   help=f"any of {', '.join(BENCHES + ON_REQUEST)} (default: {', '.join(BENCHES)})")
     p.add_argument("--seconds", type=float, default=10.0, help="duration of the loop benchmark (wall s)")
     p.add_argument("--rate", type=float, default=500.0, help="joint-state rate of the loop benchmark (Hz)")
     p.add_argument("--swap-to", default="hold", help="policy swapped in mid-episode by the swap bench")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    from il_robot.cli import planet_bench
+    planet_bench.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -213,6 +219,9 @@ def run(args) -> int:
 
     figures = {}
     which = args.which or list(BENCHES)
+    unknown = sorted(set(which) - set(BENCHES + ON_REQUEST))
+    if unknown:
+        raise ValueError(f"unknown bench {unknown}; choose from {', '.join(BENCHES + ON_REQUEST)}")
     if "id" in which:
         figures["id"] = r = bench_id()
         print(f"inverse dynamics step: p50 {r['inverse_dynamics_step']['p50_us']:.1f} us, "
@@ -237,5 +246,8 @@ def run(args) -> int:
                   f"{e['torque_missed']}/{e['physics_steps']} ticks (one cycle late {e['torque_late']}); policy {e['policy_rate_hz']:.1f} Hz, missed "
                   f"{e['policy_missed']}/{e['frames']} frames")
         print("swaps: " + ", ".join(f"-> {s['to']} in {s['call_ms']:.0f} ms" for s in r["swaps"]))
+    if "planet" in which:
+        from il_robot.cli import planet_bench
+        figures["planet"] = planet_bench.run(args)
     write_json(args.json, figures)
     return 0

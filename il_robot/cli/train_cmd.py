@@ -35,6 +35,32 @@ def add_parser(sub) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=run_tecnet)
 
+    pl = models.add_parser(
+        "planet", help="PlaNet latent-dynamics model for MPC (RSSM + task-conditioned reward model)",
+        description="Recurrent state-space model, conv encoder/decoder and a reward model conditioned on a demo's "
+                    "last frame (Hafner et al., ICML 2019). DIR holds episodes collected in the simulator (npz); "
+                    "missing seed episodes are collected first, and every collect.every steps the planner acts "
+                    "one episode that joins DIR. OUT gets checkpoints/last.pt, train_log.csv, val_log.csv, "
+                    "curves.png, open_loop.{png,csv,mp4}, summary.json and onnx/ (the model for `--model-dir`). "
+                    "docs/planet.md has the details.")
+    pl.add_argument("--data", required=True, metavar="DIR", help="episode directory (created and filled if empty)")
+    pl.add_argument("--out", required=True, metavar="DIR", help="run directory (created)")
+    pl.add_argument("--config", metavar="YAML",
+                    help="hyperparameters (default: the package's config/planet.yaml, documented there)")
+    pl.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override one setting, e.g. --set data.batch_size=16 (repeatable)")
+    pl.add_argument("--steps", type=int, help="total training steps (overrides train.steps; with --resume, the "
+                                              "step count to reach)")
+    pl.add_argument("--collect-every", type=int, metavar="N",
+                    help="planner episodes every N training steps (overrides collect.every; 0 = none)")
+    pl.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1...")
+    pl.add_argument("--resume", action="store_true",
+                    help="continue the run in OUT from checkpoints/last.pt (its own config; --steps and "
+                         "--collect-every may change)")
+    pl.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
+    pl.add_argument("--quiet", action="store_true", help="no progress bar")
+    pl.set_defaults(func=run_planet)
+
 
 def default_config():
     from il_robot.paths import config_file
@@ -65,4 +91,36 @@ def run_tecnet(args) -> int:
         print(f"val: embedding accuracy {float(final_val['val_embedding_accuracy']):.2f}, control rmse "
               f"{float(final_val['val_control_rmse_mps']):.4f} m/s (step {final_val['step']})")
     print(f"run directory: {args.out} (summary.json, curves.png{', onnx/' if 'onnx' in summary else ''})")
+    return 0
+
+
+def default_planet_config():
+    from il_robot.paths import config_file
+
+    try:
+        path = config_file("planet.yaml")
+    except FileNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+def run_planet(args) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # see run_tecnet
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        from il_robot.learning import planet_train
+    except ImportError as err:
+        raise RuntimeError(f"{TORCH_HINT} ({err})") from None
+    if args.resume and (args.config or args.set):
+        raise ValueError("--resume continues with the run's own config; drop --config/--set")
+    cfg = None if args.resume else planet_train.load_config(args.config or default_planet_config(), args.set)
+    summary = planet_train.train(args.data, args.out, cfg, steps=args.steps, device=args.device, resume=args.resume,
+                                 progress=not args.quiet, export=not args.no_export,
+                                 collect_every=args.collect_every)
+    final = summary.get("final_train") or {}
+    if final:
+        print(f"step {final['step']}: loss {float(final['loss']):.1f} (image {float(final['image_loss']):.1f}, "
+              f"reward rmse {float(final['reward_rmse']):.4f} m, kl {float(final['kl']):.2f})")
+    print(f"run directory: {args.out} (summary.json, curves.png, open_loop.png/.mp4"
+          f"{', onnx/' if 'onnx' in summary else ''})")
     return 0

@@ -8,6 +8,7 @@ outputs on random inputs, so a model directory is either complete and verified o
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import platform
 import shutil
 import subprocess
@@ -136,6 +137,23 @@ def metadata(ckpt: dict, model: TecNet, diffs: dict[str, float]) -> dict:
     }
 
 
+@contextmanager
+def staged_model_dir(out: Path):
+    """A `.partial` sibling to write a model directory into; it replaces `out` only if the block
+    succeeds, so a failed or interrupted export never leaves a half model where a policy looks."""
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        if out.exists():
+            shutil.rmtree(out)
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
 def export_tecnet(checkpoint: str | Path, out_dir: str | Path, force: bool = False,
                   tolerance: float = TOLERANCE) -> dict:
     """Write the model directory from a checkpoint; returns its metadata. An existing `out_dir` is
@@ -145,10 +163,7 @@ def export_tecnet(checkpoint: str | Path, out_dir: str | Path, force: bool = Fal
         raise ValueError(f"{out} exists already; use --force to replace it")
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt)
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
+    with staged_model_dir(out) as partial:
         example = _random_inputs(model, 2)
         _export(model.embedding, (torch.from_numpy(example["frames"]),), partial / EMBEDDING_FILE,
                 ["frames"], "embedding")
@@ -158,10 +173,4 @@ def export_tecnet(checkpoint: str | Path, out_dir: str | Path, force: bool = Fal
         diffs = verify(model, partial, tolerance)
         meta = metadata(ckpt, model, diffs)
         (partial / METADATA_FILE).write_text(json.dumps(meta, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        partial.rename(out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return meta

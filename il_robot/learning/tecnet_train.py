@@ -10,11 +10,10 @@ Everything a run makes lands in its output directory:
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from il_robot.data.dataset import load_dataset
 from il_robot.learning import tecnet_data as data
 from il_robot.learning.tecnet_model import ModelConfig, TecNet, control_loss, embedding_hinge_loss, sentence_from
+from il_robot.learning.training_common import CsvLog, fill_config, read_config_values, set_threads, torch_device
 
 CHECKPOINT_FORMAT = "il_robot.tecnet.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -72,41 +72,13 @@ class TecNetConfig:
 
 # -- configuration -------------------------------------------------------------------------------
 
-def _fill(cls, values: dict, where: str):
-    """Dataclass `cls` from a dict, refusing unknown keys (a typo must not be silently ignored)."""
-    values = values or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{where or 'config'}: expected a mapping, got {values!r}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"{where or 'config'}: unknown key(s) {unknown}; known: {sorted(known)}")
-    kwargs = {}
-    for name, value in values.items():
-        default = getattr(cls(), name)
-        kwargs[name] = _fill(type(default), value, f"{where}.{name}".strip(".")) if is_dataclass(default) else value
-    return cls(**kwargs)
-
-
 def config_from_dict(values: dict) -> TecNetConfig:
-    return _fill(TecNetConfig, values, "")
+    return fill_config(TecNetConfig, values, "")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TecNetConfig:
     """YAML file (sections model/data/loss/optim/train) plus `section.key=value` overrides."""
-    values = {}
-    if path is not None:
-        try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as err:
-            raise FileNotFoundError(f"cannot read config {path}: {err}") from None
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or "." not in key:
-            raise ValueError(f"override {item!r} is not section.key=value")
-        section, name = key.split(".", 1)
-        values.setdefault(section, {})[name] = yaml.safe_load(raw)
-    return config_from_dict(values)
+    return config_from_dict(read_config_values(path, overrides))
 
 
 def check_config(cfg: TecNetConfig) -> None:
@@ -230,41 +202,7 @@ def model_from_checkpoint(ckpt: dict) -> TecNet:
     return model.eval()
 
 
-class CsvLog:
-    """Append-only CSV; on resume, rows after the checkpoint's step are dropped (they will be redone)."""
-
-    def __init__(self, path: Path, columns: tuple[str, ...], keep_until: int | None):
-        self.path, self.columns = path, columns
-        self.rows: list[dict] = []
-        if keep_until is not None and path.is_file():
-            with open(path, newline="") as f:
-                self.rows = [r for r in csv.DictReader(f) if int(float(r["step"])) <= keep_until]
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
-    def add(self, row: dict) -> None:
-        row = {c: row.get(c, "") for c in self.columns}
-        self.rows.append(row)
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, self.columns).writerow(row)
-
-
 # -- the run ------------------------------------------------------------------------------------------
-
-def _threads(requested: int) -> int:
-    n = requested or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    torch.set_num_threads(n)
-    return n
-
-
-def _device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device")
-    return device
-
 
 def _to_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items()}
@@ -286,8 +224,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     if steps is not None:
         cfg.train.steps = steps
     check_config(cfg)
-    threads = _threads(cfg.train.threads)
-    dev = _device(device)
+    threads = set_threads(cfg.train.threads)
+    dev = torch_device(device)
 
     dataset = load_dataset(data_dir)
     if ckpt and ckpt["data"]["path"] != str(Path(data_dir).resolve()):

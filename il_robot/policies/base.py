@@ -7,6 +7,7 @@ and the scripted expert all plug in here the same way.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable
@@ -88,11 +89,17 @@ def make_policy(name: str, config: PolicyConfig) -> Policy:
 def _load_builtin() -> None:
     from il_robot.policies import hold, scripted  # noqa: F401  (registers on import)
     from il_robot.teleop import operators, teleop_policy  # noqa: F401
+    for name in ("tecnet", "planet"):       # need onnxruntime; the other policies must not depend on it
+        _load_optional(name)
+
+
+def _load_optional(name: str) -> None:
+    """Import a policy module; if it cannot load, register a stand-in that says why when asked for."""
     try:
-        from il_robot.policies import tecnet  # noqa: F401  (needs onnxruntime)
-    except ImportError as err:  # the other policies must not depend on it
-        reason = f"tecnet is unavailable: {err} (bash scripts/setup.sh installs onnxruntime)"
+        importlib.import_module(f"il_robot.policies.{name}")
+    except ImportError as err:
+        reason = f"{name} is unavailable: {err} (bash scripts/setup.sh installs onnxruntime)"
 
         def unavailable(config: PolicyConfig, reason: str = reason) -> Policy:
             raise PolicyLoadError(reason)
-        _REGISTRY.setdefault("tecnet", unavailable)
+        _REGISTRY.setdefault(name, unavailable)

@@ -7,6 +7,7 @@ asking for cuda on a CPU-only install falls back to CPU with a warning, not an e
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -75,3 +76,21 @@ def _is_provider_failure(err: Exception) -> bool:
     to a broken model file, which no other provider would load either."""
     text = str(err).lower()
     return any(word in text for word in ("provider", "cuda", "tensorrt", "libnvinfer", "cudnn"))
+
+
+def read_model_metadata(directory: Path, file_name: str, fmt: str, version: int, what: str) -> dict:
+    """An exported model's metadata, refused with the reason when missing, unreadable, of another
+    format, or newer than this runtime reads."""
+    path = Path(directory) / file_name
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PolicyLoadError(f"{path} missing: {directory} is not an exported {what} model") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise PolicyLoadError(f"{path} unreadable: {err}") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise PolicyLoadError(f"{path}: format {meta.get('format') if isinstance(meta, dict) else None!r}, "
+                              f"expected {fmt!r}")
+    if not isinstance(meta.get("version"), int) or meta["version"] > version:
+        raise PolicyLoadError(f"{path}: version {meta.get('version')!r}; this runtime reads up to {version}")
+    return meta

@@ -9,7 +9,6 @@ before anything runs, so a wrong or broken model is refused at load, not mid-epi
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import numpy as np
 
 from il_robot.paths import models_dir
 from il_robot.policies.base import Observation, Policy, PolicyConfig, PolicyLoadError, register
-from il_robot.policies.onnx_session import create_session
+from il_robot.policies.demo_bags import demo_images, demos_or_shipped
+from il_robot.policies.onnx_session import create_session, read_model_metadata
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +98,7 @@ class TecNetModel:
         self._smoke_test()
 
     def _read_metadata(self) -> dict:
-        path = self.dir / METADATA_FILE
-        try:
-            meta = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise PolicyLoadError(f"{path} missing: {self.dir} is not an exported TecNet model") from None
-        except (OSError, json.JSONDecodeError) as err:
-            raise PolicyLoadError(f"{path} unreadable: {err}") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise PolicyLoadError(f"{path}: format {meta.get('format') if isinstance(meta, dict) else None!r}, "
-                                  f"expected {FORMAT!r}")
-        if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
-            raise PolicyLoadError(f"{path}: version {meta.get('version')!r}; this runtime reads up to {VERSION}")
-        return meta
+        return read_model_metadata(self.dir, METADATA_FILE, FORMAT, VERSION, "TecNet")
 
     def _session(self, graph: str, device: str, threads: int):
         try:
@@ -182,15 +170,8 @@ class TecNetModel:
         return _normalise(out[0])
 
     def embed_demo(self, bag: str | Path) -> np.ndarray:
-        """Embedding of a demo bag (the frames the dataset builder would keep: aligned with actions)."""
-        from il_robot.data.bag_reader import load_episode  # rosbags only when demos are read
-
-        try:
-            images = load_episode(bag).frames.image
-        except (OSError, ValueError) as err:   # BagError is a ValueError naming the bag
-            raise PolicyLoadError(f"demo {bag}: {err}") from None
-        if len(images) == 0:
-            raise PolicyLoadError(f"demo {bag}: no camera frames with an action")
+        """Embedding of a demo bag from its first and last frames."""
+        images = demo_images(bag)
         return self.embed_frames(images[0], images[-1])
 
     @staticmethod
@@ -229,15 +210,8 @@ class TecNetPolicy(Policy):
     needs_image = True
 
     def __init__(self, config: PolicyConfig):
-        demos = [d for d in (config.demos or []) if d]
         model_dir = Path(config.model_dir or default_model_dir())
-        if not demos:
-            # Out of the box: the demo shipped with the model (held-out task 000, the sim's first task).
-            shipped = sorted(p for p in (model_dir / "demos").glob("*") if (p / "metadata.yaml").exists())
-            if not shipped:
-                raise PolicyLoadError("tecnet needs at least one demo bag (parameter `demo`)")
-            demos = [str(shipped[0])]
-            log.warning("tecnet: no `demo` given, conditioning on the shipped demo %s", shipped[0].name)
+        demos = demos_or_shipped("tecnet", config.demos, model_dir)
         self.model = TecNetModel(model_dir, config.device)
         self.demos = demos
         self.demo_embeddings = [self.model.embed_demo(d) for d in demos]

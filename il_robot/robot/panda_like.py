@@ -54,7 +54,7 @@ def _link_geom(i: int) -> str:
     else:
         nxt = (0.0, 0.0, FLANGE_D)
     if math.dist(nxt, (0, 0, 0)) < 1e-6:
-        return (f'<geom class="link" type="sphere" size="0.06"/>')
+        return '<geom class="link" type="sphere" size="0.06"/>'
     return (f'<geom class="link" type="capsule" size="0.055" fromto="0 0 0 {_fmt(nxt)}"/>')
 
 

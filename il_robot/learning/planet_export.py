@@ -1,0 +1,164 @@
+"""PlaNet checkpoint -> task.onnx + observe.onnx + imagine_h<H>.onnx + metadata.json, checked against torch.
+
+What planning needs and nothing else (no decoder): the task vector of a demo frame, one
+filtering step, and the transition + reward model unrolled over H steps for a batch of
+candidate sequences (dynamic batch axis N; H is fixed per graph, one graph per exported
+horizon). Written to OUT.partial and renamed into place once onnxruntime reproduces torch
+to 1e-4 on random inputs with another batch size than the export's, as for TecNet.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import warnings
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from il_robot.data.bag_format import JOINT_ORDER
+from il_robot.learning.onnx_export import OPSET, TOLERANCE, ExportError, _git_commit, staged_model_dir
+from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM, ImagineGraph, ObserveGraph, PlaNet, TaskGraph
+from il_robot.learning.planet_train import CONTROL_RATE_HZ, PlanetConfig, load_checkpoint, model_from_checkpoint
+from il_robot.policies.planet import FORMAT, METADATA_FILE, VERSION, imagine_graph
+
+INPUTS = {"task": ["frame"], "observe": ["belief", "state", "action", "image", "joints"],
+          "imagine": ["belief", "state", "actions", "task"]}
+OUTPUTS = {"task": ["task"], "observe": ["posterior_belief", "posterior_state"], "imagine": ["returns", "rewards"]}
+
+
+def _shapes(model: PlaNet, horizon: int | None = None) -> dict[str, dict[str, list]]:
+    c = model.cfg
+    b, s, t = c.belief_size, c.state_size, c.task_size
+    return {
+        "task": {"frame": ["N", 3, 64, 64], "task": ["N", t]},
+        "observe": {"belief": ["N", b], "state": ["N", s], "action": ["N", ACTION_DIM], "image": ["N", 3, 64, 64],
+                    "joints": ["N", JOINT_DIM], "posterior_belief": ["N", b], "posterior_state": ["N", s]},
+        "imagine": {"belief": ["N", b], "state": ["N", s], "actions": ["N", horizon, ACTION_DIM],
+                    "task": ["N", t], "returns": ["N"], "rewards": ["N", horizon]},
+    }
+
+
+def random_inputs(model: PlaNet, kind: str, batch: int, horizon: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs in the ranges the runtime feeds (pixels 0..255, actions inside the bound, joints near home)."""
+    rng = np.random.default_rng(seed)
+    c, bound = model.cfg, float(model.action_scale[0])
+    x = {"belief": np.tanh(rng.normal(size=(batch, c.belief_size))), "state": rng.normal(size=(batch, c.state_size)),
+         "frame": rng.uniform(0, 255, (batch, 3, 64, 64)), "image": rng.uniform(0, 255, (batch, 3, 64, 64)),
+         "action": rng.uniform(-bound, bound, (batch, ACTION_DIM)),
+         "joints": (model.joint_mean.numpy() + model.joint_std.numpy() * rng.normal(size=(batch, JOINT_DIM))),
+         "actions": rng.uniform(-bound, bound, (batch, horizon, ACTION_DIM)),
+         "task": np.tanh(rng.normal(size=(batch, c.task_size)))}
+    return {k: x[k].astype(np.float32) for k in INPUTS[kind]}
+
+
+def _module(model: PlaNet, kind: str, horizon: int | None) -> torch.nn.Module:
+    return {"task": TaskGraph, "observe": ObserveGraph}[kind](model) if kind != "imagine" else ImagineGraph(model,
+                                                                                                           horizon)
+
+
+def _export(module: torch.nn.Module, kind: str, example: dict[str, np.ndarray], path: Path) -> None:
+    names = INPUTS[kind] + OUTPUTS[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")    # TorchScript exporter deprecation; verified against torch below
+        torch.onnx.export(module, tuple(torch.from_numpy(example[k]) for k in INPUTS[kind]), str(path),
+                          input_names=INPUTS[kind], output_names=OUTPUTS[kind],
+                          dynamic_axes={n: {0: "N"} for n in names}, opset_version=OPSET, dynamo=False,
+                          do_constant_folding=True)
+
+
+def verify(model: PlaNet, directory: Path, graphs: dict[str, tuple[str, int | None]],
+           tolerance: float = TOLERANCE, batch: int = 5) -> dict[str, float]:
+    """Max abs difference torch vs onnxruntime per graph and output; ExportError past `tolerance`."""
+    import onnxruntime as ort
+
+    diffs = {}
+    for name, (kind, horizon) in graphs.items():
+        x = random_inputs(model, kind, batch, horizon or 1, seed=1)
+        with torch.no_grad():
+            expected = _module(model, kind, horizon)(*(torch.from_numpy(x[k]) for k in INPUTS[kind]))
+        expected = [e.numpy() for e in (expected if isinstance(expected, tuple) else (expected,))]
+        session = ort.InferenceSession(str(directory / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+        got = session.run(OUTPUTS[kind], x)
+        for out_name, g, e in zip(OUTPUTS[kind], got, expected):
+            if g.shape != e.shape:
+                raise ExportError(f"{name}.onnx {out_name}: onnxruntime shape {g.shape} != torch {e.shape}")
+            diffs[f"{name}.{out_name}"] = float(np.max(np.abs(g - e)))
+    bad = {k: v for k, v in diffs.items() if not v <= tolerance}
+    if bad:
+        raise ExportError(f"onnxruntime disagrees with torch beyond {tolerance:g}: max abs diff {bad}")
+    return diffs
+
+
+def metadata(ckpt: dict, model: PlaNet, cfg: PlanetConfig, graphs: dict[str, tuple[str, int | None]],
+             diffs: dict[str, float]) -> dict:
+    models = {}
+    for name, (kind, horizon) in graphs.items():
+        shapes = _shapes(model, horizon)[kind]
+        models[name] = {"file": f"{name}.onnx",
+                        "inputs": {k: {"shape": shapes[k], "dtype": "float32"} for k in INPUTS[kind]},
+                        "outputs": {k: {"shape": shapes[k], "dtype": "float32"} for k in OUTPUTS[kind]}}
+    c = model.cfg
+    return {
+        "format": FORMAT, "version": VERSION, "created": datetime.now(timezone.utc).isoformat(),
+        "models": models,
+        "image": {"height": 64, "width": 64, "encoding": "rgb8", "layout": "NCHW", "input_range": [0.0, 255.0],
+                  "scaling": "x / 255 - 0.5, inside the graphs",
+                  "resize": "INTER_AREA to height x width when the camera differs"},
+        "joints": {"names": [f"{j}/position" for j in JOINT_ORDER] + [f"{j}/velocity" for j in JOINT_ORDER],
+                   "units": "rad, rad/s", "mean": model.joint_mean.tolist(), "std": model.joint_std.tolist(),
+                   "normalise": "(joints - mean) / std, inside the graphs: feed raw values"},
+        "latent": {"belief_size": c.belief_size, "state_size": c.state_size,
+                   "initial": "zeros for belief, state and the previous action at the episode start",
+                   "filter": "observe.onnx each model step; posterior mean"},
+        "task": {"size": c.task_size, "from": "task.onnx on the last frame of a demo (target at the goal); "
+                                              "k demos: mean of their task vectors"},
+        "action": {"name": "tip_velocity", "units": "m/s", "frame": "base", "dim": ACTION_DIM,
+                   "bound": cfg.data.action_bound, "box": "[-bound, bound] per axis",
+                   "repeat": cfg.data.action_repeat, "control_rate_hz": CONTROL_RATE_HZ,
+                   "model_step_s": cfg.data.action_repeat / CONTROL_RATE_HZ},
+        "reward": {**asdict(cfg.reward), "units": "m (negative distances)",
+                   "definition": "-(goal_weight * |target_xy - goal_xy| + reach_weight * |tip - target|) per frame",
+                   "mean": float(model.reward_mean), "std": float(model.reward_std),
+                   "returns": "sum over the horizon of predicted rewards (prior means), reward units"},
+        "planner": {**asdict(cfg.planner), "algorithm": "CEM (il_robot.policies.cem), warm-started",
+                    "horizons": sorted(h for _, h in graphs.values() if h)},
+        "training": {"steps": ckpt["step"], "data": ckpt.get("data"), "config": ckpt["config"]},
+        "verification": {"max_abs_diff": diffs, "tolerance": TOLERANCE, "runtime": "onnxruntime CPU"},
+        "source": {"git": _git_commit(), "torch": torch.__version__, "python": platform.python_version(),
+                   "exporter": f"torch.onnx TorchScript exporter, opset {OPSET}"},
+    }
+
+
+def export_planet(checkpoint: str | Path, out_dir: str | Path, force: bool = False, horizons: list[int] | None = None,
+                  tolerance: float = TOLERANCE) -> dict:
+    """Write the model directory from a checkpoint; returns its metadata. Horizons: the planner's plus
+    export.horizons of the run's config (or `horizons`). An existing out_dir is replaced only with force,
+    and only after the new export has been verified."""
+    out = Path(out_dir)
+    if out.exists() and not force:
+        raise ValueError(f"{out} exists already; use --force to replace it")
+    ckpt = load_checkpoint(checkpoint)
+    model, cfg = model_from_checkpoint(ckpt)
+    wanted = sorted({cfg.planner.horizon, *(cfg.export.horizons if horizons is None else horizons)})
+    if min(wanted) < 1:
+        raise ValueError(f"horizons must be >= 1: {wanted}")
+    graphs: dict[str, tuple[str, int | None]] = {"task": ("task", None), "observe": ("observe", None)}
+    graphs.update({imagine_graph(h): ("imagine", h) for h in wanted})
+    with staged_model_dir(out) as partial:
+        for name, (kind, horizon) in graphs.items():
+            _export(_module(model, kind, horizon), kind, random_inputs(model, kind, 2, horizon or 1),
+                    partial / f"{name}.onnx")
+        try:
+            import onnx
+            for name in graphs:
+                onnx.checker.check_model(str(partial / f"{name}.onnx"), full_check=True)
+        except ImportError:
+            pass        # onnxruntime's load in verify() still catches a broken graph
+        diffs = verify(model, partial, graphs, tolerance)
+        meta = metadata(ckpt, model, cfg, graphs, diffs)
+        (partial / METADATA_FILE).write_text(json.dumps(meta, indent=2))
+    return meta

@@ -1,0 +1,339 @@
+"""PlaNet world model (Hafner et al., ICML 2019): RSSM, conv encoder/decoder, task-conditioned reward.
+
+Recurrent state-space model: a deterministic path h_t = GRU(h_{t-1}, [s_{t-1}, a_{t-1}]) and a
+Gaussian stochastic state s_t with prior p(s_t | h_t) and posterior q(s_t | h_t, o_t). The
+observation o_t is the 64x64 camera frame plus the joint state (q, qd); both are
+reconstructed from (h_t, s_t), and the reward r(h_t, s_t, task) is predicted from the latent
+state alone, so planning never decodes an image.
+
+Task conditioning: which of the two objects to push is the task. The reward model gets a
+task vector computed from a demo's last frame (it shows the target at the goal and the
+distractor elsewhere): the observation encoder's conv features of that frame through a
+small MLP (tanh). The reward loss trains the MLP and the shared encoder end to end.
+
+Units at the boundary: images are float 0..255 NCHW, joints raw (rad, rad/s), actions m/s,
+rewards in the reward's units; normalisation constants are buffers of the module, so the
+exported graphs take and return the same units and the runtime only transposes frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTION_DIM = 3      # tool-tip linear velocity, m/s
+JOINT_DIM = 14      # q (7) then qd (7)
+
+
+@dataclass
+class ModelConfig:
+    """Sizes; defaults are the paper's (CPU configs shrink them in config/planet.yaml)."""
+    image_size: int = 64
+    conv_depth: int = 32        # channels of the first conv; 2x, 4x, 8x after (paper: 32)
+    belief_size: int = 200      # GRU (deterministic) state
+    state_size: int = 30        # stochastic state
+    hidden_size: int = 200      # dense layers of the transition, posterior, reward, task head
+    task_size: int = 32         # task vector fed to the reward model
+    min_std: float = 0.1        # floor of the prior and posterior standard deviations
+
+
+def scale_image(x: torch.Tensor) -> torch.Tensor:
+    """0..255 -> [-0.5, 0.5] (the paper's range), inside the model so graphs take raw pixels."""
+    return x * (1.0 / 255.0) - 0.5
+
+
+class ConvEncoder(nn.Module):
+    """Four 4x4 stride-2 convs with ReLU: 64 -> 31 -> 14 -> 6 -> 2, flattened (32 * depth features)."""
+
+    def __init__(self, depth: int):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c_in, c_out, 4, 2) for c_in, c_out in zip((3, depth, 2 * depth, 4 * depth),
+                                                                 (depth, 2 * depth, 4 * depth, 8 * depth)))
+        self.out_features = 8 * depth * 2 * 2
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h = scale_image(image)
+        for conv in self.convs:
+            h = F.relu(conv(h))
+        return h.flatten(1)
+
+
+class ConvDecoder(nn.Module):
+    """Dense to 32*depth, then transposed convs 5, 5, 6, 6 (stride 2): 1 -> 5 -> 13 -> 30 -> 64."""
+
+    def __init__(self, in_features: int, depth: int):
+        super().__init__()
+        self.dense = nn.Linear(in_features, 32 * depth)
+        chans = (32 * depth, 4 * depth, 2 * depth, depth, 3)
+        self.deconvs = nn.ModuleList(nn.ConvTranspose2d(chans[i], chans[i + 1], k, 2)
+                                     for i, k in enumerate((5, 5, 6, 6)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.dense(x)[:, :, None, None]
+        for i, deconv in enumerate(self.deconvs):
+            h = deconv(h)
+            if i < len(self.deconvs) - 1:
+                h = F.relu(h)
+        return h        # mean image in [-0.5, 0.5] units
+
+
+class GRUCell(nn.Module):
+    """A plain GRU cell from Linear layers (exports to basic ONNX ops; same maths as nn.GRUCell)."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.inputs = nn.Linear(input_size, 3 * hidden_size)
+        self.hidden = nn.Linear(hidden_size, 3 * hidden_size)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        xr, xz, xn = self.inputs(x).chunk(3, dim=-1)
+        hr, hz, hn = self.hidden(h).chunk(3, dim=-1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return (1 - z) * n + z * h
+
+
+def mlp(in_features: int, hidden: int, out_features: int, layers: int = 2) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    for _ in range(layers):
+        mods += [nn.Linear(in_features, hidden), nn.ReLU()]
+        in_features = hidden
+    return nn.Sequential(*mods, nn.Linear(in_features, out_features))
+
+
+class Gaussian(nn.Module):
+    """Dense -> ReLU -> (mean, softplus std + min_std)."""
+
+    def __init__(self, in_features: int, hidden: int, size: int, min_std: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, 2 * size))
+        self.min_std = min_std
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, raw = self.net(x).chunk(2, dim=-1)
+        return mean, F.softplus(raw) + self.min_std
+
+
+class PlaNet(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.image_size != 64:
+            raise ValueError("the conv encoder/decoder are built for 64x64 images")
+        self.cfg = cfg
+        d, s, b, hid = cfg.conv_depth, cfg.state_size, cfg.belief_size, cfg.hidden_size
+        self.encoder = ConvEncoder(d)
+        e = self.encoder.out_features
+        self.embed_state_action = nn.Linear(s + ACTION_DIM, hid)
+        self.gru = GRUCell(hid, b)
+        self.prior = Gaussian(b, hid, s, cfg.min_std)
+        self.posterior = Gaussian(b + e + JOINT_DIM, hid, s, cfg.min_std)
+        self.decoder = ConvDecoder(b + s, d)
+        self.joint_decoder = mlp(b + s, hid, JOINT_DIM)
+        self.reward_model = mlp(b + s + cfg.task_size, hid, 1)
+        self.task_head = mlp(e, hid, cfg.task_size, layers=1)
+        # Normalisation (set from the data before training, saved with the weights).
+        self.register_buffer("joint_mean", torch.zeros(JOINT_DIM))
+        self.register_buffer("joint_std", torch.ones(JOINT_DIM))
+        self.register_buffer("action_scale", torch.ones(ACTION_DIM))   # m/s per unit: the action bound
+        self.register_buffer("reward_mean", torch.zeros(()))
+        self.register_buffer("reward_std", torch.ones(()))
+
+    def set_normalisation(self, joint_mean, joint_std, action_bound: float, reward_mean: float,
+                          reward_std: float) -> None:
+        with torch.no_grad():
+            self.joint_mean.copy_(torch.as_tensor(joint_mean, dtype=torch.float32))
+            self.joint_std.copy_(torch.as_tensor(joint_std, dtype=torch.float32))
+            self.action_scale.fill_(float(action_bound))
+            self.reward_mean.fill_(float(reward_mean))
+            self.reward_std.fill_(float(reward_std))
+
+    # -- pieces --------------------------------------------------------------------------------------
+    def norm_joints(self, joints: torch.Tensor) -> torch.Tensor:
+        return (joints - self.joint_mean) / self.joint_std
+
+    def transition(self, belief: torch.Tensor, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """h_t from h_{t-1}, s_{t-1} and a_{t-1} (m/s)."""
+        x = F.relu(self.embed_state_action(torch.cat([state, action / self.action_scale], dim=-1)))
+        return self.gru(x, belief)
+
+    def posterior_from(self, belief: torch.Tensor, features: torch.Tensor, joints: torch.Tensor):
+        return self.posterior(torch.cat([belief, features, self.norm_joints(joints)], dim=-1))
+
+    def reward_norm(self, belief: torch.Tensor, state: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """Predicted reward, normalised by the data's reward mean/std (what the loss sees)."""
+        return self.reward_model(torch.cat([belief, state, task], dim=-1)).squeeze(-1)
+
+    def reward(self, belief: torch.Tensor, state: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        return self.reward_norm(belief, state, task) * self.reward_std + self.reward_mean
+
+    def task_vector(self, frame: torch.Tensor) -> torch.Tensor:
+        """(N, task_size) from demo final frames (N, 3, 64, 64), 0..255."""
+        return torch.tanh(self.task_head(self.encoder(frame)))
+
+    def decode(self, belief: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(image mean in [-0.5, 0.5] NCHW, normalised joints)."""
+        x = torch.cat([belief, state], dim=-1)
+        return self.decoder(x), self.joint_decoder(x)
+
+    def initial(self, batch: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.zeros(batch, self.cfg.belief_size, device=device),
+                torch.zeros(batch, self.cfg.state_size, device=device))
+
+    # -- sequences -----------------------------------------------------------------------------------
+    def observe(self, images: torch.Tensor, joints: torch.Tensor, actions: torch.Tensor,
+                sample: bool = True) -> dict[str, torch.Tensor]:
+        """Filter a batch of chunks (B, L, ...): actions[:, t] is the action that led to frame t.
+
+        Returns (B, L, ...) beliefs, posterior states and both distributions' parameters."""
+        b, n = images.shape[:2]
+        features = self.encoder(images.flatten(0, 1)).view(b, n, -1)
+        belief, state = self.initial(b, images.device)
+        out: dict[str, list] = {k: [] for k in ("belief", "state", "prior_mean", "prior_std", "post_mean",
+                                                 "post_std")}
+        for t in range(n):
+            belief = self.transition(belief, state, actions[:, t])
+            prior_mean, prior_std = self.prior(belief)
+            post_mean, post_std = self.posterior_from(belief, features[:, t], joints[:, t])
+            state = post_mean + post_std * torch.randn_like(post_std) if sample else post_mean
+            for k, v in (("belief", belief), ("state", state), ("prior_mean", prior_mean),
+                         ("prior_std", prior_std), ("post_mean", post_mean), ("post_std", post_std)):
+                out[k].append(v)
+        return {k: torch.stack(v, dim=1) for k, v in out.items()}
+
+    def imagine(self, belief: torch.Tensor, state: torch.Tensor, actions: torch.Tensor,
+                task: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Open loop from (belief, state) with actions (N, H, 3) m/s through the prior means.
+
+        Returns beliefs and states (N, H, ...), and rewards (N, H) when a task is given."""
+        beliefs, states, rewards = [], [], []
+        for k in range(actions.shape[1]):
+            belief = self.transition(belief, state, actions[:, k])
+            state, _ = self.prior(belief)
+            beliefs.append(belief)
+            states.append(state)
+            if task is not None:
+                rewards.append(self.reward(belief, state, task))
+        out = {"belief": torch.stack(beliefs, 1), "state": torch.stack(states, 1)}
+        if task is not None:
+            out["reward"] = torch.stack(rewards, 1)
+        return out
+
+
+@dataclass
+class LossConfig:
+    free_nats: float = 3.0          # KL below this many nats per step is not penalised
+    kl_weight: float = 1.0
+    image_weight: float = 1.0
+    joint_weight: float = 1.0
+    reward_weight: float = 1.0      # on rewards normalised by the data's std
+
+
+def kl_gaussian(mean_q, std_q, mean_p, std_p) -> torch.Tensor:
+    """KL(q || p) of diagonal Gaussians, summed over the last dim."""
+    var_ratio = (std_q / std_p) ** 2
+    return 0.5 * (var_ratio + ((mean_q - mean_p) / std_p) ** 2 - 1 - torch.log(var_ratio)).sum(-1)
+
+
+def world_model_losses(model: PlaNet, batch: dict[str, torch.Tensor], cfg: LossConfig) -> dict[str, torch.Tensor]:
+    """Negative ELBO of a batch of chunks (Gaussian likelihoods with unit variance, free nats on the KL).
+
+    batch: image (B, L, 3, 64, 64) 0..255, joints (B, L, 14), action (B, L, 3) m/s, reward (B, L),
+    task_frame (B, 3, 64, 64)."""
+    images = batch["image"]
+    post = model.observe(images, batch["joints"], batch["action"])
+    belief, state = post["belief"].flatten(0, 1), post["state"].flatten(0, 1)
+    image_mean, joint_mean = model.decode(belief, state)
+    image_loss = 0.5 * ((image_mean - scale_image(images.flatten(0, 1))) ** 2).sum((1, 2, 3)).mean()
+    joint_loss = 0.5 * ((joint_mean - model.norm_joints(batch["joints"].flatten(0, 1))) ** 2).sum(1).mean()
+    task = model.task_vector(batch["task_frame"])
+    n = images.shape[1]
+    task = task[:, None].expand(-1, n, -1).flatten(0, 1)
+    target = (batch["reward"].flatten() - model.reward_mean) / model.reward_std
+    predicted = model.reward_norm(belief, state, task)
+    reward_loss = 0.5 * ((predicted - target) ** 2).mean()
+    kl = kl_gaussian(post["post_mean"], post["post_std"], post["prior_mean"], post["prior_std"])
+    kl_loss = kl.clamp_min(cfg.free_nats).mean()
+    total = (cfg.image_weight * image_loss + cfg.joint_weight * joint_loss + cfg.reward_weight * reward_loss
+             + cfg.kl_weight * kl_loss)
+    with torch.no_grad():
+        reward_rmse = torch.sqrt(((predicted - target) ** 2).mean()) * model.reward_std
+    return {"loss": total, "image_loss": image_loss, "joint_loss": joint_loss, "reward_loss": reward_loss,
+            "kl": kl.mean(), "reward_rmse": reward_rmse}
+
+
+# -- what planning needs, as modules with plain tensor inputs (exported to ONNX; the torch backend) --
+
+class TaskGraph(nn.Module):
+    """frame (N, 3, 64, 64) 0..255 -> task (N, task_size)."""
+
+    def __init__(self, model: PlaNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        return self.model.task_vector(frame)
+
+
+class ObserveGraph(nn.Module):
+    """One filtering step: (h_{t-1}, s_{t-1}, a_{t-1} m/s, frame 0..255, joints raw) -> (h_t, posterior mean s_t)."""
+
+    def __init__(self, model: PlaNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, belief, state, action, image, joints):
+        m = self.model
+        belief = m.transition(belief, state, action)
+        mean, _ = m.posterior_from(belief, m.encoder(image), joints)
+        return belief, mean
+
+
+class ImagineGraph(nn.Module):
+    """J candidate sequences in one call: (h, s, actions (N, H, 3) m/s, task) -> (returns (N,), rewards (N, H)).
+
+    Prior means (no sampling): planning is deterministic given the candidates."""
+
+    def __init__(self, model: PlaNet, horizon: int):
+        super().__init__()
+        self.model, self.horizon = model, horizon
+
+    def forward(self, belief, state, actions, task):
+        rewards = self.model.imagine(belief, state, actions[:, :self.horizon], task)["reward"]
+        return rewards.sum(1), rewards
+
+
+class TorchBackend:
+    """The planning graphs on the torch model, for `LatentMPC` while training collects episodes."""
+
+    def __init__(self, model: PlaNet):
+        self.model = model
+        self.belief_size, self.state_size = model.cfg.belief_size, model.cfg.state_size
+        self._observe, self._task = ObserveGraph(model), TaskGraph(model)
+
+    @staticmethod
+    def _image(frame) -> torch.Tensor:
+        return torch.as_tensor(frame, dtype=torch.float32).permute(2, 0, 1)[None].contiguous()
+
+    @torch.no_grad()
+    def task_vector(self, frame):
+        return self._task(self._image(frame))[0].numpy()
+
+    @torch.no_grad()
+    def observe(self, belief, state, action, image, joints):
+        f = torch.as_tensor
+        b, s = self._observe(f(belief), f(state), f(action, dtype=torch.float32).reshape(1, ACTION_DIM),
+                             self._image(image), f(joints, dtype=torch.float32).reshape(1, JOINT_DIM))
+        return b.numpy(), s.numpy()
+
+    @torch.no_grad()
+    def returns(self, belief, state, actions, task):
+        actions = torch.as_tensor(actions, dtype=torch.float32)
+        n = actions.shape[0]
+        rewards = self.model.imagine(torch.as_tensor(belief).expand(n, -1), torch.as_tensor(state).expand(n, -1),
+                                     actions, torch.as_tensor(task, dtype=torch.float32).reshape(1, -1).expand(n, -1))
+        return rewards["reward"].sum(1).numpy()

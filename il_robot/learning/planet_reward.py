@@ -1,0 +1,41 @@
+"""The reward PlaNet learns and plans for, from the simulator's privileged state (numpy only).
+
+Per control frame:  r = -(goal_weight * |target_xy - goal_xy| + reach_weight * |tip - target|)
+  goal term:  the success measure itself (target centre to goal centre, xy, m);
+  reach term: tool tip to the target's centre (3-D, m), a shaping term. With the goal
+              term alone every plan that does not touch the target scores the same, and a
+              12-step horizon seldom reaches contact from the start pose: the reach term
+              tells the planner where to go first; once the tool is at the target it stays
+              about constant while pushing, so the goal term decides the rest.
+Episodes store the raw positions (tip, target), not the reward, so the weights are a
+training setting and the true-dynamics baseline scores plans with the same function.
+Shared by data collection, training and the true-dynamics planner; no torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from il_robot.sim.tasks import GOAL_XY
+
+
+@dataclass
+class RewardConfig:
+    goal_weight: float = 1.0      # weight of the target-to-goal distance (xy, m)
+    reach_weight: float = 0.5     # weight of the tip-to-target distance (3-D, m); 0 = the plain success measure
+
+
+def goal_distance(target) -> np.ndarray:
+    """Target centre to goal centre in xy (m), over any leading dims of target (..., >=2)."""
+    return np.linalg.norm(np.asarray(target)[..., :2] - np.asarray(GOAL_XY), axis=-1)
+
+
+def reach_distance(tip, target) -> np.ndarray:
+    return np.linalg.norm(np.asarray(tip)[..., :3] - np.asarray(target)[..., :3], axis=-1)
+
+
+def reward(tip, target, cfg: RewardConfig) -> np.ndarray:
+    """Reward (m, negative) per frame for tip (..., 3) and target centre (..., 3)."""
+    return -(cfg.goal_weight * goal_distance(target) + cfg.reach_weight * reach_distance(tip, target))
