@@ -543,3 +543,15 @@ def test_control_loss_weighs_demos_by_operator_skill():
     assert control_loss(predicted, target, "mse").item() > 0.0
     predicted[0, 1] = 1.0                                   # wrong by 1 on the weight-0.5 demo
     assert abs(control_loss(predicted, target, "l1", weight).item() - 0.5 / 2.5) < 1e-6
+
+
+@needs_torch
+def test_bench_times_the_control_step(trained_run, demo_bags, tmp_path):
+    from il_robot.cli.main import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "tecnet", "--tecnet-dir", str(trained_run / "run" / "onnx"), "--tecnet-demo",
+                 str(demo_bags["val"][0]), "--ticks", "20", "--json", str(out)]) == 0
+    fig = json.loads(out.read_text())["tecnet"]
+    assert fig["ticks"] == 20 and 0 < fig["control_step_ms"]["p50"] <= fig["control_step_ms"]["p99"]
+    assert fig["onnxruntime_threads"] == 1 and fig["sentence_ms_p50"] > 0

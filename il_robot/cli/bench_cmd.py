@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 BENCHES = ("id", "sim", "loop", "swap")
-ON_REQUEST = ("planet",)      # needs a trained model: run only when named
+ON_REQUEST = ("planet", "tecnet")   # need a trained model: run only when named
 
 
 def add_parser(sub) -> None:
@@ -20,15 +20,18 @@ def add_parser(sub) -> None:
                                    "(scripted -> --swap-to -> scripted), missed torque and policy ticks of each. "
                                    "planet (only when named): PlaNet planning latency on ONNX sessions, shipped "
                                    "and paper planner settings; with --episodes, in-process success of planet, "
-                                   "the true-dynamics CEM upper bound and the scripted expert.")
+                                   "the true-dynamics CEM upper bound and the scripted expert. tecnet (only when named): the "
+                                   "TecNet control step (sentence cached) on one pinned core, one onnxruntime "
+                                   "thread, p50/p99.")
     p.add_argument("which", nargs="*", default=list(BENCHES), metavar="BENCH",
                    help=f"any of {', '.join(BENCHES + ON_REQUEST)} (default: {', '.join(BENCHES)})")
     p.add_argument("--seconds", type=float, default=10.0, help="duration of the loop benchmark (wall s)")
     p.add_argument("--rate", type=float, default=500.0, help="joint-state rate of the loop benchmark (Hz)")
     p.add_argument("--swap-to", default="hold", help="policy swapped in mid-episode by the swap bench")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    from il_robot.cli import planet_bench
+    from il_robot.cli import planet_bench, tecnet_bench
     planet_bench.add_arguments(p)
+    tecnet_bench.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -246,6 +249,10 @@ def run(args) -> int:
                   f"{e['torque_missed']}/{e['physics_steps']} ticks (one cycle late {e['torque_late']}); policy {e['policy_rate_hz']:.1f} Hz, missed "
                   f"{e['policy_missed']}/{e['frames']} frames")
         print("swaps: " + ", ".join(f"-> {s['to']} in {s['call_ms']:.0f} ms" for s in r["swaps"]))
+    if "tecnet" in which:
+        from il_robot.cli import tecnet_bench
+        figures["tecnet"] = r = tecnet_bench.bench_tecnet(args.tecnet_dir, args.tecnet_demo, args.ticks)
+        tecnet_bench.print_tecnet(r)
     if "planet" in which:
         from il_robot.cli import planet_bench
         figures["planet"] = planet_bench.run(args)

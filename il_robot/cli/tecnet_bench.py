@@ -22,13 +22,20 @@ def add_arguments(p) -> None:
 
 
 def bench_tecnet(model_dir: str | None, demo: str | None, ticks: int = 2000) -> dict:
+    if not hasattr(os, "sched_setaffinity"):
+        return _bench(model_dir, demo, ticks, None)
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    try:
+        return _bench(model_dir, demo, ticks, min(cores))
+    finally:
+        os.sched_setaffinity(0, cores)    # this process may go on (a test, other benches)
+
+
+def _bench(model_dir: str | None, demo: str | None, ticks: int, pinned: int | None) -> dict:
     from il_robot.policies.base import PolicyConfig, make_policy
     from il_robot.robot import panda_like
 
-    pinned = None
-    if hasattr(os, "sched_setaffinity"):
-        pinned = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {pinned})
     t0 = time.perf_counter()
     policy = make_policy("tecnet", PolicyConfig(model_dir=model_dir or "", demos=[demo] if demo else []))
     build_s = time.perf_counter() - t0
