@@ -555,3 +555,46 @@ def test_bench_times_the_control_step(trained_run, demo_bags, tmp_path):
     fig = json.loads(out.read_text())["tecnet"]
     assert fig["ticks"] == 20 and 0 < fig["control_step_ms"]["p50"] <= fig["control_step_ms"]["p99"]
     assert fig["onnxruntime_threads"] == 1 and fig["sentence_ms_p50"] > 0
+
+
+@needs_torch
+def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_run, tmp_path):
+    """A corrective episode: the model drives, every frame carries the scripted expert's action there;
+    the sampler never embeds it but draws control samples from it, and training uses them."""
+    import shutil
+
+    import torch
+
+    from il_robot.cli.main import main
+    from il_robot.data.dataset import load_dataset
+    from il_robot.learning import tecnet_data as data
+    from il_robot.learning.tecnet_train import TecNetConfig, batch_losses, load_checkpoint, model_from_checkpoint
+
+    dataset = Path(shutil.copytree(trained_run / "data", tmp_path / "data"))
+    before = json.loads((dataset / "dataset.json").read_text())["episodes"]
+    assert main(["dataset", "dagger", str(dataset), "--model-dir", str(trained_run / "run" / "onnx"),
+                 "--num-tasks", "1", "--workers", "1", "--quiet"]) == 0
+    episodes = json.loads((dataset / "dataset.json").read_text())["episodes"]
+    added = [e for e in episodes if e not in before]
+    assert len(added) == 1 and added[0]["skill"] == "correction" and added[0]["split"] == "train"
+    with np.load(dataset / added[0]["file"]) as npz:
+        assert npz["image"].shape == (added[0]["frames"], 64, 64, 3) and np.all(np.isfinite(npz["action"]))
+        assert np.allclose(np.diff(npz["t"]), 0.05) and npz["t"][0] == 0.0
+
+    cfg = TecNetConfig()
+    cfg.data.tasks_per_batch, cfg.data.timesteps_per_demo, cfg.data.corrections_per_task = 2, 2, 3
+    cfg.model.tip_in_state = True
+    demos = data.load_demos(load_dataset(dataset), "train", cfg.data, with_tip=True)
+    ckpt = load_checkpoint(trained_run / "run" / "checkpoints" / "last.pt")
+    norm = data.Normalisation.from_dict(ckpt["normalisation"])
+    sampler = data.TaskBatchSampler(demos, cfg.data, norm, np.random.default_rng(0))
+    assert all(not data.is_correction(d.meta) for task in sampler.tasks for d in task)
+    task_with = [i for i, pool in enumerate(sampler.corrections) if pool]
+    assert len(task_with) == 1
+    # Only batches whose tasks all have corrective episodes get correction samples: make both that task.
+    sampler.tasks, sampler.corrections = [sampler.tasks[task_with[0]]] * 2, [sampler.corrections[task_with[0]]] * 2
+    batch = sampler.sample()
+    assert batch["correction_images"].shape == (2, 3, 3, 64, 64) and batch["correction_state"].shape == (2, 3, 17)
+    losses = batch_losses(model_from_checkpoint(ckpt).train(), {k: torch.from_numpy(v) for k, v in batch.items()},
+                          cfg)
+    assert losses["correction_control_loss"].item() > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 STORAGE_SUFFIXES = (".mcap", ".db3")
@@ -41,6 +42,23 @@ def add_parser(sub) -> None:
                    help="bag directory, or a directory searched recursively for bags")
     c.add_argument("--json", metavar="FILE", help="also write the reports as JSON")
     c.set_defaults(func=run_check)
+
+    d = verbs.add_parser(
+        "dagger", help="add corrective episodes: a TecNet model drives, the scripted expert labels (sim only)",
+        description="DAgger in the simulator: for each train task, one episode driven by the exported TecNet "
+                    "model (conditioned on the task's first demo in the dataset), with the scripted expert's "
+                    "action recorded at every frame it reaches. The episodes join DATASET as control-only "
+                    "episodes (skill 'correction'); then continue training with `il-robot train tecnet "
+                    "--resume`. The expert reads the simulator's object poses, so this needs the simulator.")
+    d.add_argument("dataset", metavar="DATASET", help="dataset directory (il-robot dataset build), changed in place")
+    d.add_argument("--model-dir", required=True, metavar="DIR", help="exported TecNet model that drives")
+    d.add_argument("--num-tasks", type=int, default=None, help="train tasks 0..N-1 (default: all in the dataset)")
+    d.add_argument("--round", type=int, default=1, help="DAgger round (names the episodes, varies the seeds)")
+    d.add_argument("--beta", type=float, default=0.0,
+                   help="probability per tick that the expert's action is executed instead of the model's")
+    d.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel sim processes")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=run_dagger)
 
 
 def _looks_like_bag(d: Path) -> bool:
@@ -122,3 +140,24 @@ def run_check(args) -> int:
         print(f"{len(reports) - bad} of {len(reports)} bags OK")
     write_json(args.json, {"bags": reports})
     return 1 if bad else 0
+
+
+def run_dagger(args) -> int:
+    import json
+
+    from il_robot.learning.dagger import collect_corrections
+    from il_robot.learning.tecnet_data import CORRECTION_SKILL
+
+    meta = json.loads((Path(args.dataset) / "dataset.json").read_text())
+    tasks = sorted({int(e["task"]["index"]) for e in meta["episodes"]
+                    if e["split"] == "train" and e.get("skill") != CORRECTION_SKILL})
+    if args.num_tasks is not None:
+        tasks = [i for i in tasks if i < args.num_tasks]
+    if not 0.0 <= args.beta <= 1.0:
+        raise ValueError("--beta must be within 0..1")
+    summary = collect_corrections(args.dataset, args.model_dir, tasks, args.round, args.beta, args.workers,
+                                  progress=not args.quiet)
+    print(f"dagger round {summary['round']}: {summary['episodes']} corrective episodes ({summary['frames']} frames) "
+          f"added to {args.dataset}; the model alone succeeded in {summary['learner_success']:.0%} of them")
+    return 0
+

@@ -30,8 +30,17 @@ class DataConfig:
     success_only: bool = False      # drop demos whose episode failed (unknown results are kept)
     augment_shift: int = 4          # random shift: pad by this many pixels, crop back; 0 = off
     val_timesteps_per_demo: int = 20  # evenly spaced control samples per val query demo
+    corrections_per_task: int = 8   # control samples per task and batch from its corrective (DAgger) episodes
     control_weights: dict[str, float] = field(default_factory=dict)  # skill -> weight of its demos'
     # actions in the control loss (missing skills: 1); every demo still trains the embedding
+
+
+CORRECTION_SKILL = "correction"   # episodes the learner drove, labelled by the expert (il_robot.learning.dagger)
+
+
+def is_correction(meta: dict) -> bool:
+    """A corrective episode teaches control only: its last frame need not show the task done."""
+    return meta.get("skill") == CORRECTION_SKILL
 
 
 def control_weight(meta: dict, cfg: DataConfig) -> float:
@@ -158,11 +167,18 @@ class TaskBatchSampler:
       frames (N, S+Q, 6, H, W), images (N, S+Q, K, 3, H, W): float32 0..255
       state (N, S+Q, K, 14), action (N, S+Q, K, 3): float32, normalised
       control_weight (N, S+Q): float32, each demo's weight in the control loss
+
+    Corrective episodes (DAgger) never make or query a sentence; when a batch's tasks have some,
+    `corrections` holds C control samples per task from them (images (N, C, 3, H, W), state, action),
+    conditioned on the task's support sentence like the queries.
     """
 
     def __init__(self, demos: list[Demo], cfg: DataConfig, norm: Normalisation, rng: np.random.Generator):
         per_task = cfg.support + cfg.query
+        corrections = by_task([d for d in demos if is_correction(d.meta)])
+        demos = [d for d in demos if not is_correction(d.meta)]
         self.tasks = [demos for demos in by_task(demos).values() if len(demos) >= per_task]
+        self.corrections = [corrections.get(task[0].task_name, []) for task in self.tasks]
         if len(self.tasks) < 2:
             raise ValueError(f"need at least 2 training tasks with >= {per_task} demos each "
                              f"(support {cfg.support} + query {cfg.query}); found {len(self.tasks)}")
@@ -172,7 +188,8 @@ class TaskBatchSampler:
     def sample(self) -> dict[str, np.ndarray]:
         cfg, rng = self.cfg, self.rng
         n, m, k = self.tasks_per_batch, cfg.support + cfg.query, cfg.timesteps_per_demo
-        chosen = [self.tasks[i] for i in rng.choice(len(self.tasks), n, replace=False)]
+        picked = rng.choice(len(self.tasks), n, replace=False)
+        chosen = [self.tasks[i] for i in picked]
         demos = [task[j] for task in chosen for j in rng.choice(len(task), m, replace=False)]
         ends = np.stack([d.ends for d in demos])                                   # (n*m, 2, H, W, 3)
         times = [rng.integers(0, len(d.images), k) for d in demos]
@@ -188,7 +205,26 @@ class TaskBatchSampler:
                 "images": to_nchw(images).reshape(n, m, k, 3, h, w),
                 "state": self.norm.state(state).reshape(n, m, k, -1),
                 "action": self.norm.action(action).reshape(n, m, k, -1),
-                "control_weight": np.array([control_weight(d.meta, cfg) for d in demos], np.float32).reshape(n, m)}
+                "control_weight": np.array([control_weight(d.meta, cfg) for d in demos], np.float32).reshape(n, m),
+                **self._corrections(picked, h, w)}
+
+    def _corrections(self, picked: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
+        c = self.cfg.corrections_per_task
+        pools = [self.corrections[i] for i in picked]
+        if c < 1 or not all(pools):     # every task of the batch needs some, to keep the arrays square
+            return {}
+        rng = self.rng
+        episodes = [pool[j] for pool in pools for j in rng.integers(0, len(pool), c)]
+        steps = [int(rng.integers(0, len(e.images))) for e in episodes]
+        images = np.stack([e.images[t] for e, t in zip(episodes, steps)])
+        if self.cfg.augment_shift > 0:
+            images = random_shift(images, self.cfg.augment_shift, rng)
+        n = len(pools)
+        return {"correction_images": to_nchw(images).reshape(n, c, 3, h, w),
+                "correction_state": self.norm.state(np.stack([e.state[t] for e, t in zip(episodes, steps)])
+                                                    ).reshape(n, c, -1),
+                "correction_action": self.norm.action(np.stack([e.action[t] for e, t in zip(episodes, steps)])
+                                                      ).reshape(n, c, -1)}
 
 
 @dataclass
@@ -208,6 +244,7 @@ class ValidationSet:
     @classmethod
     def build(cls, demos: list[Demo], cfg: DataConfig, norm: Normalisation) -> ValidationSet | None:
         """None when no task has enough demos for a support set and a query."""
+        demos = [d for d in demos if not is_correction(d.meta)]
         tasks = {name: ds for name, ds in by_task(demos).items() if len(ds) > cfg.support}
         if len(tasks) < 2:
             return None

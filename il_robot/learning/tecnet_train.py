@@ -29,7 +29,7 @@ from il_robot.learning.training_common import CsvLog, fill_config, read_config_v
 CHECKPOINT_FORMAT = "il_robot.tecnet.checkpoint"
 CHECKPOINT_VERSION = 1
 TRAIN_COLUMNS = ("step", "wall_time", "steps_per_s", "loss", "embedding_loss", "support_control_loss",
-                 "query_control_loss", "embedding_accuracy")
+                 "query_control_loss", "correction_control_loss", "embedding_accuracy")
 VAL_COLUMNS = ("step", "val_embedding_accuracy", "val_embedding_loss", "val_control_loss",
                "val_control_rmse_mps", "val_success_rate", "val_final_distance_m")
 
@@ -40,6 +40,7 @@ class LossConfig:
     embedding_weight: float = 1.0
     support_control_weight: float = 0.1
     query_control_weight: float = 0.1
+    correction_control_weight: float = 0.1   # corrective (DAgger) samples, conditioned on the support sentence
     control_loss: str = "mse"       # mse | l1, on normalised actions
 
 
@@ -114,8 +115,16 @@ def batch_losses(model: TecNet, batch: dict[str, torch.Tensor], cfg: TecNetConfi
                               None if weight is None else weight[:, s:])
     total = (cfg.loss.embedding_weight * emb_loss + cfg.loss.support_control_weight * support_loss
              + cfg.loss.query_control_weight * query_loss)
-    return {"loss": total, "embedding_loss": emb_loss, "support_control_loss": support_loss,
-            "query_control_loss": query_loss, "embedding_accuracy": accuracy}
+    losses = {"support_control_loss": support_loss, "query_control_loss": query_loss}
+    if "correction_images" in batch:      # states the learner reached, labelled by the expert (DAgger)
+        c = batch["correction_images"].shape[1]
+        predicted = model.control(batch["correction_images"].flatten(0, 1), sentences,
+                                  batch["correction_state"].flatten(0, 1),
+                                  torch.arange(n, device=images.device).repeat_interleave(c))
+        losses["correction_control_loss"] = control_loss(predicted, batch["correction_action"].flatten(0, 1),
+                                                         cfg.loss.control_loss)
+        total = total + cfg.loss.correction_control_weight * losses["correction_control_loss"]
+    return {"loss": total, "embedding_loss": emb_loss, **losses, "embedding_accuracy": accuracy}
 
 
 @torch.no_grad()

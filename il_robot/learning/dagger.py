@@ -1,0 +1,129 @@
+"""DAgger in simulation: the learned policy drives, the scripted expert labels what it sees.
+
+Behaviour cloning sees only the states the demonstrators visited; the learner's small errors take
+it elsewhere, where it has no data, and the errors compound (Ross, Gordon & Bagnell, AISTATS 2011).
+A corrective episode records the states the learner reaches, each with the expert's action there,
+and joins the dataset as a control-only episode (skill "correction": never embedded, since its
+last frame need not show the task done). The expert needs the simulator's object poses, so this
+is a simulation tool; with a real arm the same role falls to a person correcting by teleop.
+No torch here: the learner runs on its exported ONNX model, in parallel sim processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from il_robot.learning.tecnet_data import CORRECTION_SKILL
+from il_robot.policies.base import Observation, Policy
+
+SEED_BASE = 700_000   # episode seeds SEED_BASE + 1000 * round + task: placements no demo had
+
+
+@dataclass
+class CorrectionJob:
+    dataset: str
+    model_dir: str
+    task_index: int
+    round: int
+    beta: float          # probability that a tick executes the expert's action instead of the learner's
+    duration: float = 10.0
+
+
+class LearnerWithExpertLabels(Policy):
+    """Executes the learner (or, with probability beta per tick, the expert); records the expert's action."""
+    needs_image = True
+    needs_privileged = True
+
+    def __init__(self, learner, expert: Policy, beta: float, rng: np.random.Generator):
+        self.learner, self.expert, self.beta, self.rng = learner, expert, beta, rng
+        self.frames: list[tuple] = []
+
+    def reset(self, context: dict) -> None:
+        self.expert.reset(context)
+        self.frames.clear()
+
+    def act(self, obs: Observation) -> np.ndarray:
+        label = np.asarray(self.expert.act(obs), float)
+        executed = label if self.rng.uniform() < self.beta else self.learner(obs)
+        self.frames.append((obs.t, obs.image, obs.q, obs.qd, label))
+        return executed
+
+
+def _conditioning_frames(dataset: Path, task_name: str) -> tuple[np.ndarray, np.ndarray]:
+    meta = json.loads((dataset / "dataset.json").read_text())
+    for ep in meta["episodes"]:
+        if ep["task_name"] == task_name and ep.get("skill") != CORRECTION_SKILL:
+            with np.load(dataset / ep["file"], allow_pickle=False) as npz:
+                return npz["image"][0], npz["image"][-1]
+    raise ValueError(f"{dataset}: no demo of task {task_name} to condition the learner on")
+
+
+def run_job(job: CorrectionJob) -> dict:
+    """One corrective episode; writes its npz into the dataset and returns its dataset.json entry."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from il_robot.policies.scripted import ScriptedPusher
+    from il_robot.policies.tecnet import TecNetModel
+    from il_robot.rollout import InProcessStack
+    from il_robot.sim.tasks import make_task
+    from il_robot.sim.world import PushingWorld
+
+    task = make_task("train", job.task_index)
+    dataset = Path(job.dataset)
+    model = TecNetModel(job.model_dir)
+    first, last = _conditioning_frames(dataset, task.name)
+    sentence = model.sentence([model.embed_frames(first, last)])
+    seed = SEED_BASE + 1000 * job.round + job.task_index
+    policy = LearnerWithExpertLabels(lambda obs: model.act(obs.image, obs.q, obs.qd, sentence, obs.tip),
+                                     ScriptedPusher(), job.beta, np.random.default_rng(seed))
+    world = PushingWorld(task)
+    try:
+        result = InProcessStack(world).run_episode(policy, seed, job.duration)
+    finally:
+        world.close()
+    t, image, q, qd, action = (np.array(x) for x in zip(*policy.frames))
+    key = f"correction-r{job.round}-{task.index:03d}"
+    rel = Path("train") / f"{key}.npz"
+    (dataset / "train").mkdir(exist_ok=True)
+    start = world.episode_start
+    np.savez_compressed(dataset / rel, image=image.astype(np.uint8), t=(t - start).astype(np.float64),
+                        stamp=t.astype(np.float64), q=q.astype(np.float32), qd=qd.astype(np.float32),
+                        action=action.astype(np.float32))
+    return {"key": key, "file": str(rel), "bag": None, "split": "train", "task": task.to_dict(),
+            "task_name": task.name, "seed": seed, "episode_id": None, "operator": "dagger:scripted",
+            "skill": CORRECTION_SKILL, "success": bool(result.success), "final_distance": float(result.final_distance),
+            "duration": float(result.duration), "frames": int(len(t)), "held_actions": 0, "dropped_frames": 0,
+            "dagger": {"round": job.round, "beta": job.beta, "model_dir": str(job.model_dir)}}
+
+
+def collect_corrections(dataset: str | Path, model_dir: str | Path, tasks: list[int], round_: int,
+                        beta: float = 0.0, workers: int = 1, progress: bool = True) -> dict:
+    """Run one corrective episode per train task and add them to the dataset (dataset.json rewritten
+    atomically at the end; an episode of the same round and task is replaced)."""
+    dataset = Path(dataset)
+    meta_path = dataset / "dataset.json"
+    meta = json.loads(meta_path.read_text())
+    jobs = [CorrectionJob(str(dataset), str(model_dir), i, round_, beta) for i in tasks]
+    entries = []
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(run_job, job) for job in jobs]
+        bar = tqdm(as_completed(futures), total=len(futures), desc=f"dagger round {round_}", unit="ep",
+                   disable=not progress)
+        for future in bar:
+            entries.append(future.result())
+            bar.set_postfix(learner_success=f"{np.mean([e['success'] for e in entries]):.0%}")
+    keys = {e["key"] for e in entries}
+    meta["episodes"] = [e for e in meta["episodes"] if e["key"] not in keys] + sorted(entries, key=lambda e: e["key"])
+    tmp = meta_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, meta_path)
+    return {"round": round_, "episodes": len(entries), "beta": beta,
+            "learner_success": float(np.mean([e["success"] for e in entries])) if entries else None,
+            "frames": int(sum(e["frames"] for e in entries))}
