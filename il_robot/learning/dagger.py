@@ -25,6 +25,8 @@ from il_robot.learning.tecnet_data import CORRECTION_SKILL
 from il_robot.policies.base import Observation, Policy
 
 SEED_BASE = 700_000   # episode seeds SEED_BASE + 1000 * round + task: placements no demo had
+ARRIVE_RADIUS = 0.02  # m: the labelling expert descends within 2 cm of its approach point, not 8 mm: a
+                      # learner that hovers 1 cm off would otherwise only ever be told to creep closer
 
 
 @dataclass
@@ -82,7 +84,7 @@ def run_job(job: CorrectionJob) -> dict:
     sentence = model.sentence([model.embed_frames(first, last)])
     seed = SEED_BASE + 1000 * job.round + job.task_index
     policy = LearnerWithExpertLabels(lambda obs: model.act(obs.image, obs.q, obs.qd, sentence, obs.tip),
-                                     ScriptedPusher(), job.beta, np.random.default_rng(seed))
+                                     ScriptedPusher(arrive_radius=ARRIVE_RADIUS), job.beta, np.random.default_rng(seed))
     world = PushingWorld(task)
     try:
         result = InProcessStack(world).run_episode(policy, seed, job.duration)

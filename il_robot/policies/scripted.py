@@ -24,6 +24,7 @@ DONE_RADIUS = 0.012
 CLOSE_ENOUGH = 0.035   # contact lost this near the goal (success: 0.05): stop, no second approach
 LATERAL_GAIN = 6.0     # sideways correction while pushing (1/s); 10 oscillates with a 0.1 s operator delay
 LOST_LATERAL = 0.6     # contact counts as lost beyond this fraction of the target radius (+1 cm) off the line
+ARRIVE_RADIUS = 0.008  # m: descend once this close (xy) to the point behind the target
 DESCEND_SPEED = 0.12   # m/s, the least descent speed (a pure P-law crawls over its last centimetres)
 
 
@@ -39,8 +40,10 @@ class Phase(enum.Enum):
 class ScriptedPusher(Policy):
     needs_privileged = True
 
-    def __init__(self, config: PolicyConfig | None = None, push_speed: float = PUSH_SPEED):
+    def __init__(self, config: PolicyConfig | None = None, push_speed: float = PUSH_SPEED,
+                 arrive_radius: float = ARRIVE_RADIUS):
         self.push_speed = push_speed
+        self.arrive_radius = arrive_radius
         self.reset({})
 
     def reset(self, context: dict) -> None:
@@ -95,7 +98,7 @@ class ScriptedPusher(Policy):
                 return np.array([0.0, 0.0, 4.0 * (Z_HIGH - tip[2]) + 0.05])
         if self.phase is Phase.TRAVEL:
             err = np.array([*(behind - tip[:2]), Z_HIGH - tip[2]])
-            if np.linalg.norm(err[:2]) < 0.008:
+            if np.linalg.norm(err[:2]) < self.arrive_radius:
                 self.phase = Phase.DESCEND
             else:
                 return TRAVEL_GAIN * err
