@@ -143,21 +143,10 @@ def run_check(args) -> int:
 
 
 def run_dagger(args) -> int:
-    import json
-
     from il_robot.learning.dagger import collect_corrections
-    from il_robot.learning.tecnet_data import CORRECTION_SKILL
 
-    meta = json.loads((Path(args.dataset) / "dataset.json").read_text())
-    tasks = sorted({int(e["task"]["index"]) for e in meta["episodes"]
-                    if e["split"] == "train" and e.get("skill") != CORRECTION_SKILL})
-    if args.num_tasks is not None:
-        tasks = [i for i in tasks if i < args.num_tasks]
-    if not 0.0 <= args.beta <= 1.0:
-        raise ValueError("--beta must be within 0..1")
-    summary = collect_corrections(args.dataset, args.model_dir, tasks, args.round, args.beta, args.workers,
-                                  progress=not args.quiet)
+    summary = collect_corrections(args.dataset, args.model_dir, args.round, args.beta, args.num_tasks,
+                                  args.workers, progress=not args.quiet)
     print(f"dagger round {summary['round']}: {summary['episodes']} corrective episodes ({summary['frames']} frames) "
           f"added to {args.dataset}; the model alone succeeded in {summary['learner_success']:.0%} of them")
     return 0
-

@@ -15,6 +15,7 @@ import json
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class CorrectionJob:
     dataset: str
     model_dir: str
     task_index: int
+    demo_file: str       # npz (relative to the dataset) of the demo the learner is conditioned on
     round: int
     beta: float          # probability that a tick executes the expert's action instead of the learner's
     duration: float = 10.0
@@ -59,28 +61,37 @@ class LearnerWithExpertLabels(Policy):
         return executed
 
 
-def _conditioning_frames(dataset: Path, task_name: str) -> tuple[np.ndarray, np.ndarray]:
-    meta = json.loads((dataset / "dataset.json").read_text())
-    for ep in meta["episodes"]:
-        if ep["task_name"] == task_name and ep.get("skill") != CORRECTION_SKILL:
-            with np.load(dataset / ep["file"], allow_pickle=False) as npz:
-                return npz["image"][0], npz["image"][-1]
-    raise ValueError(f"{dataset}: no demo of task {task_name} to condition the learner on")
+def conditioning_files(meta: dict) -> dict[int, str]:
+    """Train task index -> the npz of its first demo (by key) in dataset.json: what the learner is
+    conditioned on, as TecNet's validation conditions on a task's first demo."""
+    files: dict[int, str] = {}
+    for ep in sorted(meta["episodes"], key=lambda e: e["key"]):
+        if ep["split"] == "train" and ep.get("skill") != CORRECTION_SKILL:
+            files.setdefault(int(ep["task"]["index"]), ep["file"])
+    return files
+
+
+@lru_cache(maxsize=2)
+def _learner(model_dir: str):
+    """One model per worker process, not one per episode."""
+    from il_robot.policies.tecnet import TecNetModel
+
+    return TecNetModel(model_dir)
 
 
 def run_job(job: CorrectionJob) -> dict:
     """One corrective episode; writes its npz into the dataset and returns its dataset.json entry."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     from il_robot.policies.scripted import ScriptedPusher
-    from il_robot.policies.tecnet import TecNetModel
     from il_robot.rollout import InProcessStack
     from il_robot.sim.tasks import make_task
     from il_robot.sim.world import PushingWorld
 
     task = make_task("train", job.task_index)
     dataset = Path(job.dataset)
-    model = TecNetModel(job.model_dir)
-    first, last = _conditioning_frames(dataset, task.name)
+    model = _learner(job.model_dir)
+    with np.load(dataset / job.demo_file, allow_pickle=False) as npz:
+        first, last = npz["image"][0], npz["image"][-1]
     sentence = model.sentence([model.embed_frames(first, last)])
     seed = SEED_BASE + 1000 * job.round + job.task_index
     policy = LearnerWithExpertLabels(lambda obs: model.act(obs.image, obs.q, obs.qd, sentence, obs.tip),
@@ -105,14 +116,19 @@ def run_job(job: CorrectionJob) -> dict:
             "dagger": {"round": job.round, "beta": job.beta, "model_dir": str(job.model_dir)}}
 
 
-def collect_corrections(dataset: str | Path, model_dir: str | Path, tasks: list[int], round_: int,
-                        beta: float = 0.0, workers: int = 1, progress: bool = True) -> dict:
-    """Run one corrective episode per train task and add them to the dataset (dataset.json rewritten
-    atomically at the end; an episode of the same round and task is replaced)."""
+def collect_corrections(dataset: str | Path, model_dir: str | Path, round_: int, beta: float = 0.0,
+                        num_tasks: int | None = None, workers: int = 1, progress: bool = True) -> dict:
+    """Run one corrective episode per train task of the dataset (tasks 0..num_tasks-1 when given) and
+    add them to it (dataset.json rewritten atomically at the end; an episode of the same round and
+    task is replaced)."""
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError("beta must be within 0..1")
     dataset = Path(dataset)
     meta_path = dataset / "dataset.json"
     meta = json.loads(meta_path.read_text())
-    jobs = [CorrectionJob(str(dataset), str(model_dir), i, round_, beta) for i in tasks]
+    demos = conditioning_files(meta)
+    tasks = sorted(i for i in demos if num_tasks is None or i < num_tasks)
+    jobs = [CorrectionJob(str(dataset), str(model_dir), i, demos[i], round_, beta) for i in tasks]
     entries = []
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(run_job, job) for job in jobs]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from il_robot.learning.plots import _pyplot, _save, _series
+from il_robot.learning.plots import _pyplot, _save, _series, finish_axes
 
 
 def plot_curves(train_rows: list[dict], val_rows: list[dict], path: str | Path) -> Path:
@@ -27,11 +27,7 @@ def plot_curves(train_rows: list[dict], val_rows: list[dict], path: str | Path) 
     episodes.plot(*_series(train_rows, "planner_final_distance"), "o", label="planner episode final distance (m)")
     episodes.plot(*_series(val_rows, "val_image_mse_open_loop"), "s-", label="val open-loop image MSE")
     episodes.set_title("collected episodes / open-loop image error")
-    for ax in (losses, reward, episodes):
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        if ax.get_lines():
-            ax.legend(fontsize=8)
+    finish_axes((losses, reward, episodes), "step")
     return _save(plt, fig, path)
 
 

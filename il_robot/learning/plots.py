@@ -93,11 +93,20 @@ def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def finish_axes(axes, xlabel: str) -> None:
+    """x label, light grid, and a legend where something is labelled."""
+    for ax in axes:
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        if ax.get_lines():
+            ax.legend(fontsize=8)
+
+
 def plot_curves(train_rows: list[dict], val_rows: list[dict], path: str | Path) -> Path:
     """Training losses, train/val embedding accuracy and val control error against step."""
     plt = _pyplot()
     fig, (losses, accuracy, control) = plt.subplots(1, 3, figsize=(15, 4.5))
-    for key in ("loss", "embedding_loss", "support_control_loss", "query_control_loss"):
+    for key in ("loss", "embedding_loss", "support_control_loss", "query_control_loss", "correction_control_loss"):
         losses.plot(*_series(train_rows, key), label=key)
     losses.set_yscale("log")
     losses.set_title("training losses (weighted total and parts)")
@@ -112,9 +121,5 @@ def plot_curves(train_rows: list[dict], val_rows: list[dict], path: str | Path) 
     control.plot(*_series(val_rows, "val_control_loss"), "o-", label="val query")
     control.set_yscale("log")
     control.set_title("control loss (normalised actions)")
-    for ax in (losses, accuracy, control):
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        if ax.get_lines():
-            ax.legend(fontsize=8)
+    finish_axes((losses, accuracy, control), "step")
     return _save(plt, fig, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -68,15 +69,15 @@ def keep_demo(meta: dict, cfg: DataConfig) -> bool:
 
 def tip_positions(q: np.ndarray) -> np.ndarray:
     """(T, 7) joint positions -> (T, 3) tool-tip positions (forward kinematics, as the policy node has them)."""
+    robot = _robot()
+    return np.array([robot.tip_pose(qi)[0] for qi in np.asarray(q, np.float64)], np.float32).reshape(-1, 3)
+
+
+@lru_cache(maxsize=1)
+def _robot():
     from il_robot.robot.model import RobotModel
 
-    global _ROBOT
-    if _ROBOT is None:
-        _ROBOT = RobotModel.load()
-    return np.array([_ROBOT.tip_pose(qi)[0] for qi in np.asarray(q, np.float64)], np.float32).reshape(-1, 3)
-
-
-_ROBOT = None
+    return RobotModel.load()
 
 
 def load_demos(dataset: Dataset, split: str, cfg: DataConfig, with_tip: bool = False) -> list[Demo]:

@@ -94,3 +94,10 @@ def read_model_metadata(directory: Path, file_name: str, fmt: str, version: int,
     if not isinstance(meta.get("version"), int) or meta["version"] > version:
         raise PolicyLoadError(f"{path}: version {meta.get('version')!r}; this runtime reads up to {version}")
     return meta
+
+
+def shape_matches(actual, declared) -> bool:
+    """Same rank, and equal sizes wherever both are fixed (a named axis such as "N" matches any size)."""
+    actual, declared = list(actual), list(declared)
+    return len(actual) == len(declared) and all(
+        not (isinstance(a, int) and isinstance(d, int)) or a == d for a, d in zip(actual, declared))

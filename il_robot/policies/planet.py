@@ -24,7 +24,8 @@ from il_robot.paths import models_dir
 from il_robot.policies.base import Observation, Policy, PolicyConfig, PolicyLoadError, register
 from il_robot.policies.demo_bags import demo_images, demos_or_shipped
 from il_robot.policies.cem import CEMConfig, CEMPlanner
-from il_robot.policies.onnx_session import create_session, read_model_metadata
+from il_robot.policies.image_input import image_batch
+from il_robot.policies.onnx_session import create_session, read_model_metadata, shape_matches
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,6 @@ def default_model_dir() -> Path:
 
 def imagine_graph(horizon: int) -> str:
     return f"imagine_h{int(horizon)}"
-
-
-def to_nchw(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 0..255, resized when the camera differs."""
-    from il_robot.policies.tecnet import fit_image   # the same checks and resize as TecNet
-
-    return np.ascontiguousarray(fit_image(image, height, width).transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 class LatentBackend(Protocol):
@@ -100,11 +94,6 @@ class LatentMPC:
             self.action = np.clip(action, -self.bound, self.bound)
         self.tick += 1
         return self.action.copy()
-
-
-def _shape_ok(actual: list, declared: list) -> bool:
-    return len(actual) == len(declared) and all(
-        not (isinstance(a, int) and isinstance(d, int)) or a == d for a, d in zip(actual, declared))
 
 
 class PlanetModel:
@@ -182,10 +171,10 @@ class PlanetModel:
                     raise PolicyLoadError(f"{file}: {io[:-1]} '{name}' is {node.type}, expected tensor(float)")
                 want = [horizon if d == "H" else d for d in expected[name]]
                 declared = (entry.get(io) or {}).get(name, {}).get("shape")
-                if declared is None or not _shape_ok(list(declared), want):
+                if declared is None or not shape_matches(declared, want):
                     raise PolicyLoadError(f"{where}: {graph} {io[:-1]} '{name}' declared {declared}, this runtime "
                                           f"feeds {want}")
-                if not _shape_ok(list(node.shape), want):
+                if not shape_matches(node.shape, want):
                     raise PolicyLoadError(f"{file}: {io[:-1]} '{name}' has shape {node.shape}, expected {want}")
         return session
 
@@ -218,7 +207,7 @@ class PlanetModel:
     # -- inference -------------------------------------------------------------------------------------
     def task_vector(self, frame: np.ndarray) -> np.ndarray:
         """(task_size,) from a demo's last frame (H, W, 3) uint8."""
-        out = self.task_session.run(None, {"frame": to_nchw(frame, self.height, self.width)})[0]
+        out = self.task_session.run(None, {"frame": image_batch(frame, height=self.height, width=self.width)})[0]
         if out.shape != (1, self.task_size):
             raise PolicyLoadError(f"task graph returned shape {out.shape}, expected (1, {self.task_size})")
         return out[0]
@@ -234,7 +223,7 @@ class PlanetModel:
             raise ValueError("joint state holds NaN/Inf")
         feeds = {"belief": np.asarray(belief, np.float32), "state": np.asarray(state, np.float32),
                  "action": np.asarray(action, np.float32).reshape(1, ACTION_DIM),
-                 "image": to_nchw(image, self.height, self.width), "joints": joints.astype(np.float32)[None]}
+                 "image": image_batch(image, height=self.height, width=self.width), "joints": joints.astype(np.float32)[None]}
         belief, state = self.observe_session.run(None, feeds)
         return belief, state
 

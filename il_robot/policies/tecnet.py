@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from il_robot.paths import models_dir
 from il_robot.policies.base import Observation, Policy, PolicyConfig, PolicyLoadError, register
 from il_robot.policies.demo_bags import demo_images, demos_or_shipped
-from il_robot.policies.onnx_session import create_session, read_model_metadata
+from il_robot.policies.image_input import image_batch
+from il_robot.policies.onnx_session import create_session, read_model_metadata, shape_matches
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +42,6 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x / max(float(np.linalg.norm(x)), 1e-8)).astype(np.float32)
 
 
-def fit_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W, 3) uint8 RGB at the model's size (OpenCV resize when the camera differs)."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 RGB image, got {image.dtype}")
-    if image.shape[:2] != (height, width):
-        shrinking = image.shape[0] > height or image.shape[1] > width
-        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    return image
-
-
 def _meta_shape(meta: dict, graph: str, kind: str, name: str) -> list:
     try:
         return list(meta["models"][graph][kind][name]["shape"])
@@ -73,8 +60,7 @@ def _check_graph(session, graph: str, meta: dict, file: Path) -> None:
             if node.type != "tensor(float)":
                 raise PolicyLoadError(f"{file}: {kind[:-1]} '{name}' is {node.type}, expected tensor(float)")
             declared = _meta_shape(meta, graph, kind, name)
-            if len(node.shape) != len(declared) or any(
-                    isinstance(a, int) and isinstance(d, int) and a != d for a, d in zip(node.shape, declared)):
+            if not shape_matches(node.shape, declared):
                 raise PolicyLoadError(f"{file}: {kind[:-1]} '{name}' has shape {node.shape}, metadata says {declared}")
             size = EXPECTED_IO[graph][kind][name]
             if size is not None and declared[1] != size:
@@ -161,9 +147,7 @@ class TecNetModel:
     # -- inference -------------------------------------------------------------------------------
     def embed_frames(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
         """Unit task embedding (D,) of a demo from its first and last RGB frames (H, W, 3) uint8."""
-        frames = np.concatenate([fit_image(first, self.height, self.width),
-                                 fit_image(last, self.height, self.width)], axis=2)
-        x = np.ascontiguousarray(frames.transpose(2, 0, 1)[None], dtype=np.float32)
+        x = image_batch(first, last, height=self.height, width=self.width)
         out = self.embedding.run(None, {"frames": x})[0]
         if out.shape != (1, self.embedding_size):
             raise PolicyLoadError(f"embedding graph returned shape {out.shape}, expected (1, {self.embedding_size})")
@@ -195,8 +179,7 @@ class TecNetModel:
         if not np.all(np.isfinite(state)):
             raise ValueError("joint state holds NaN/Inf")
         feeds = {
-            "image": np.ascontiguousarray(fit_image(image, self.height, self.width).transpose(2, 0, 1)[None],
-                                          dtype=np.float32),
+            "image": image_batch(image, height=self.height, width=self.width),
             "sentence": np.asarray(sentence, np.float32).reshape(1, self.embedding_size),
             "state": ((state - self.state_mean) / self.state_std).astype(np.float32)[None],
         }
