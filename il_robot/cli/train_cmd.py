@@ -19,20 +19,8 @@ def add_parser(sub) -> None:
                     "the train split; validation on the val split every train.val_every steps. OUT gets "
                     "checkpoints/{last,best}.pt, train_log.csv, val_log.csv, curves.png, embeddings_val.png, "
                     "summary.json and onnx/ (the model for `--model-dir`).")
-    t.add_argument("--data", required=True, metavar="DIR", help="dataset directory (il-robot dataset build)")
-    t.add_argument("--out", required=True, metavar="DIR", help="run directory (created)")
-    t.add_argument("--config", metavar="YAML",
-                   help="hyperparameters (default: the package's config/tecnet.yaml, documented there)")
-    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one setting, e.g. --set data.tasks_per_batch=8 (repeatable)")
-    t.add_argument("--steps", type=int, help="total training steps (overrides train.steps; with --resume, "
-                                             "the step count to reach)")
-    t.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1...")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run in OUT from checkpoints/last.pt (its own config; --steps may raise "
-                        "the total)")
-    t.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_arguments(t, "tecnet", data_help="dataset directory (il-robot dataset build)",
+                      set_example="data.tasks_per_batch=8", resumable="--steps may raise the total")
     t.set_defaults(func=run_tecnet)
 
     pl = models.add_parser(
@@ -43,30 +31,36 @@ def add_parser(sub) -> None:
                     "one episode that joins DIR. OUT gets checkpoints/last.pt, train_log.csv, val_log.csv, "
                     "curves.png, open_loop.{png,csv,mp4}, summary.json and onnx/ (the model for `--model-dir`). "
                     "docs/planet.md has the details.")
-    pl.add_argument("--data", required=True, metavar="DIR", help="episode directory (created and filled if empty)")
-    pl.add_argument("--out", required=True, metavar="DIR", help="run directory (created)")
-    pl.add_argument("--config", metavar="YAML",
-                    help="hyperparameters (default: the package's config/planet.yaml, documented there)")
-    pl.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="override one setting, e.g. --set data.batch_size=16 (repeatable)")
-    pl.add_argument("--steps", type=int, help="total training steps (overrides train.steps; with --resume, the "
-                                              "step count to reach)")
+    add_run_arguments(pl, "planet", data_help="episode directory (created and filled if empty)",
+                      set_example="data.batch_size=16", resumable="--steps and --collect-every may change")
     pl.add_argument("--collect-every", type=int, metavar="N",
                     help="planner episodes every N training steps (overrides collect.every; 0 = none)")
-    pl.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1...")
-    pl.add_argument("--resume", action="store_true",
-                    help="continue the run in OUT from checkpoints/last.pt (its own config; --steps and "
-                         "--collect-every may change)")
-    pl.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
-    pl.add_argument("--quiet", action="store_true", help="no progress bar")
     pl.set_defaults(func=run_planet)
 
 
-def default_config():
+def add_run_arguments(p, model: str, data_help: str, set_example: str, resumable: str) -> None:
+    """What every `train MODEL` takes: data, run directory, config and overrides, steps, device, resume."""
+    p.add_argument("--data", required=True, metavar="DIR", help=data_help)
+    p.add_argument("--out", required=True, metavar="DIR", help="run directory (created)")
+    p.add_argument("--config", metavar="YAML",
+                   help=f"hyperparameters (default: the package's config/{model}.yaml, documented there)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=f"override one setting, e.g. --set {set_example} (repeatable)")
+    p.add_argument("--steps", type=int, help="total training steps (overrides train.steps; with --resume, "
+                                             "the step count to reach)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1...")
+    p.add_argument("--resume", action="store_true",
+                   help=f"continue the run in OUT from checkpoints/last.pt (its own config; {resumable})")
+    p.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def default_config(model: str):
+    """The package's config/<model>.yaml, or None when it is not installed."""
     from il_robot.paths import config_file
 
     try:
-        path = config_file("tecnet.yaml")
+        path = config_file(f"{model}.yaml")
     except FileNotFoundError:
         return None
     return path if path.is_file() else None
@@ -83,7 +77,7 @@ def run_tecnet(args) -> int:
         raise RuntimeError(f"{TORCH_HINT} ({err})") from None
     if args.resume and (args.config or args.set):
         raise ValueError("--resume continues with the run's own config; drop --config/--set")
-    cfg = None if args.resume else tecnet_train.load_config(args.config or default_config(), args.set)
+    cfg = None if args.resume else tecnet_train.load_config(args.config or default_config("tecnet"), args.set)
     summary = tecnet_train.train(args.data, args.out, cfg, steps=args.steps, device=args.device,
                                  resume=args.resume, progress=not args.quiet, export=not args.no_export)
     final_val = summary.get("final_val") or {}
@@ -92,16 +86,6 @@ def run_tecnet(args) -> int:
               f"{float(final_val['val_control_rmse_mps']):.4f} m/s (step {final_val['step']})")
     print(f"run directory: {args.out} (summary.json, curves.png{', onnx/' if 'onnx' in summary else ''})")
     return 0
-
-
-def default_planet_config():
-    from il_robot.paths import config_file
-
-    try:
-        path = config_file("planet.yaml")
-    except FileNotFoundError:
-        return None
-    return path if path.is_file() else None
 
 
 def run_planet(args) -> int:
@@ -113,7 +97,7 @@ def run_planet(args) -> int:
         raise RuntimeError(f"{TORCH_HINT} ({err})") from None
     if args.resume and (args.config or args.set):
         raise ValueError("--resume continues with the run's own config; drop --config/--set")
-    cfg = None if args.resume else planet_train.load_config(args.config or default_planet_config(), args.set)
+    cfg = None if args.resume else planet_train.load_config(args.config or default_config("planet"), args.set)
     summary = planet_train.train(args.data, args.out, cfg, steps=args.steps, device=args.device, resume=args.resume,
                                  progress=not args.quiet, export=not args.no_export,
                                  collect_every=args.collect_every)
