@@ -598,3 +598,60 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     losses = batch_losses(model_from_checkpoint(ckpt).train(), {k: torch.from_numpy(v) for k, v in batch.items()},
                           cfg)
     assert losses["correction_control_loss"].item() > 0
+
+
+def test_state_vector_is_one_layout_for_episodes_and_single_observations():
+    """Training (episodes) and the runtime (one observation) build the same vector; gaps are errors."""
+    from il_robot.policies.tecnet_state import LAYOUTS, state_size, state_vector
+
+    q, qd, tip = np.arange(14.0).reshape(2, 7), -np.arange(14.0).reshape(2, 7), np.ones((2, 3))
+    episode = state_vector(LAYOUTS[1], q, qd, tip)
+    assert episode.shape == (2, state_size(LAYOUTS[1])) == (2, 17)
+    assert np.array_equal(state_vector(LAYOUTS[1], q[1], qd[1], tip[1]), episode[1])
+    assert np.array_equal(state_vector(LAYOUTS[0], q, qd), episode[:, :14])
+    with pytest.raises(ValueError, match="tip"):
+        state_vector(LAYOUTS[1], q[0], qd[0])
+    with pytest.raises(ValueError, match="expected 7"):
+        state_vector(LAYOUTS[0], q[0, :6], qd[0])
+
+
+@needs_torch
+def test_keypoints_locate_a_bright_spot_and_gain_sharpens_them():
+    """Spatial softmax reads where a feature is; on unit-scale features only a gain makes it precise."""
+    import torch
+
+    from il_robot.learning.tecnet_model import ConvEncoder, ModelConfig, spatial_softmax
+
+    h = torch.zeros(1, 1, 32, 32)
+    h[0, 0, 8, 24] = 3.0                                  # a normalised feature peak, row 8, column 24
+    want = torch.tensor([2 * 24 / 31 - 1, 2 * 8 / 31 - 1])
+    flat = (spatial_softmax(h)[0] - want).abs().max()
+    sharp = (spatial_softmax(h, torch.tensor([1.5]))[0] - want).abs().max()
+    assert sharp < 0.05 < flat
+    encoder = ConvEncoder(3, ModelConfig(keypoint_layers=(1, 2)), keypoint_layers=(2, 1))
+    assert encoder.keypoint_layers == (1, 2)
+    assert encoder(torch.zeros(2, 3, 64, 64)).shape == (2, encoder.out_features)
+    with pytest.raises(ValueError, match="keypoint_layers"):
+        ConvEncoder(3, ModelConfig(), keypoint_layers=(5,))
+
+
+def test_control_images_keep_their_place_while_demo_frames_shift():
+    """The camera is fixed: the control net's images are not shifted unless asked; the embedded frames are."""
+    from il_robot.learning.tecnet_data import DataConfig, Demo, Normalisation, TaskBatchSampler
+
+    rng = np.random.default_rng(0)
+    demos = []
+    for task in range(3):
+        for j in range(2):
+            images = rng.integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+            demos.append(Demo(f"t{task}_{j}", f"t{task}", {"skill": "expert"}, images[[0, -1]], images,
+                              np.zeros((5, 17), np.float32), np.zeros((5, 3), np.float32)))
+    norm = Normalisation.from_demos(demos)
+    originals = {d.images[t].tobytes() for d in demos for t in range(5)}
+    cfg = DataConfig(tasks_per_batch=3, timesteps_per_demo=4, embedding_augment_shift=3, control_augment_shift=0)
+    batch = TaskBatchSampler(demos, cfg, norm, np.random.default_rng(1)).sample()
+    control = np.moveaxis(batch["images"], -3, -1).astype(np.uint8).reshape(-1, 16, 16, 3)
+    assert all(image.tobytes() in originals for image in control)
+    ends = {np.concatenate([d.ends[0], d.ends[1]], -1).tobytes() for d in demos}
+    frames = np.moveaxis(batch["frames"], -3, -1).astype(np.uint8).reshape(-1, 16, 16, 6)
+    assert not all(f.tobytes() in ends for f in frames)

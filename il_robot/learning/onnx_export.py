@@ -22,6 +22,7 @@ import torch
 from il_robot.data.bag_format import JOINT_ORDER
 from il_robot.learning.tecnet_model import ACTION_DIM, DEMO_CHANNELS, TecNet, state_dim
 from il_robot.learning.tecnet_train import load_checkpoint, model_from_checkpoint
+from il_robot.policies.tecnet_state import layout_for
 
 FORMAT = "il_robot.tecnet"
 VERSION = 1
@@ -120,7 +121,7 @@ def metadata(ckpt: dict, model: TecNet, diffs: dict[str, float]) -> dict:
                   "demo_frames": "first and last frames of the demo on channels: first RGB, then last RGB"},
         "embedding": {"size": dim, "normalised": True,
                       "sentence": "normalise(mean of the normalised embeddings of the demos)"},
-        "state": {"layout": ["q", "qd", "tip"] if model.cfg.tip_in_state else ["q", "qd"],
+        "state": {"layout": list(layout_for(model.cfg.tip_in_state)),
                   "names": [f"{j}/position" for j in JOINT_ORDER] + [f"{j}/velocity" for j in JOINT_ORDER]
                   + (["tip/x", "tip/y", "tip/z"] if model.cfg.tip_in_state else []),
                   "units": "rad, rad/s" + (", m (tool tip, base frame)" if model.cfg.tip_in_state else ""),

@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from il_robot.data.dataset import Dataset
+from il_robot.policies.tecnet_state import layout_for, state_vector
 
 STATE_STD_FLOOR = 1e-2    # rad, rad/s: a joint that never moved must not blow up at run time
 ACTION_STD_FLOOR = 1e-3   # m/s
@@ -29,7 +30,10 @@ class DataConfig:
     frame_stride: int = 1           # keep every n-th frame in memory (first and last are always kept)
     skills: list[str] = field(default_factory=list)   # operator skills to train on; empty = all
     success_only: bool = False      # drop demos whose episode failed (unknown results are kept)
-    augment_shift: int = 4          # random shift: pad by this many pixels, crop back; 0 = off
+    embedding_augment_shift: int = 4  # random shift of the embedded demo frames: pad this many pixels, crop
+                                      # back; 0 = off. Helps the embedding generalise to unseen tasks
+    control_augment_shift: int = 0    # the same for the control net's images. The camera is fixed, so a shift
+                                      # moves every object against the tip position in the state
     val_timesteps_per_demo: int = 20  # evenly spaced control samples per val query demo
     corrections_per_task: int = 8   # control samples per task and batch from its corrective (DAgger) episodes
     control_weights: dict[str, float] = field(default_factory=dict)  # skill -> weight of its demos'
@@ -93,8 +97,8 @@ def load_demos(dataset: Dataset, split: str, cfg: DataConfig, with_tip: bool = F
             key=meta["key"], task_name=meta["task_name"], meta=meta,
             ends=np.stack([image[0], image[-1]]),
             images=np.ascontiguousarray(image[::stride]),
-            state=np.concatenate([arrays["q"], arrays["qd"]] + ([tip_positions(arrays["q"])] if with_tip else []),
-                                 axis=1)[::stride].astype(np.float32),
+            state=state_vector(layout_for(with_tip), arrays["q"][::stride], arrays["qd"][::stride],
+                               tip_positions(arrays["q"][::stride]) if with_tip else None).astype(np.float32),
             action=arrays["action"][::stride].astype(np.float32)))
     return demos
 
@@ -198,9 +202,8 @@ class TaskBatchSampler:
         state = np.concatenate([d.state[t] for d, t in zip(demos, times)])
         action = np.concatenate([d.action[t] for d, t in zip(demos, times)])
         frames = demo_frames(ends)
-        if cfg.augment_shift > 0:
-            frames = random_shift(frames, cfg.augment_shift, rng)
-            images = random_shift(images, cfg.augment_shift, rng)
+        frames = random_shift(frames, cfg.embedding_augment_shift, rng)
+        images = random_shift(images, cfg.control_augment_shift, rng)
         h, w = images.shape[1:3]
         return {"frames": to_nchw(frames).reshape(n, m, 6, h, w),
                 "images": to_nchw(images).reshape(n, m, k, 3, h, w),
@@ -218,8 +221,7 @@ class TaskBatchSampler:
         episodes = [pool[j] for pool in pools for j in rng.integers(0, len(pool), c)]
         steps = [int(rng.integers(0, len(e.images))) for e in episodes]
         images = np.stack([e.images[t] for e, t in zip(episodes, steps)])
-        if self.cfg.augment_shift > 0:
-            images = random_shift(images, self.cfg.augment_shift, rng)
+        images = random_shift(images, self.cfg.control_augment_shift, rng)
         n = len(pools)
         return {"correction_images": to_nchw(images).reshape(n, c, 3, h, w),
                 "correction_state": self.norm.state(np.stack([e.state[t] for e, t in zip(episodes, steps)])

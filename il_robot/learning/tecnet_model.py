@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-STATE_DIM = 14      # q (7) and qd (7), normalised by the caller
-TIP_DIM = 3         # tool-tip position (m, base frame), after q and qd when the model reads it
+from il_robot.policies.tecnet_state import layout_for, state_size
+
 ACTION_DIM = 3      # tool-tip linear velocity, normalised by the caller
 DEMO_CHANNELS = 6   # first and last RGB frames of a demo, stacked on channels
 
@@ -32,12 +32,13 @@ class ModelConfig:
     fc_layers: int = 3
     fc_units: int = 200
     tip_in_state: bool = False  # the control net's state ends with the tool-tip position (FK of q)
-    keypoint_layer: int = 0   # control net: spatial-softmax keypoints (x, y per filter) of this conv layer's
-                              # output (1-based; 2 = 16x16 for 64x64 images) join the features; 0 = off
+    keypoint_layers: tuple[int, ...] = ()  # control net: spatial-softmax keypoints (x, y per filter) of these conv
+                              # layers' outputs (1-based; 1 = 32x32, 2 = 16x16 for 64x64 images) join the features
 
 
 def state_dim(cfg: ModelConfig) -> int:
-    return STATE_DIM + (TIP_DIM if cfg.tip_in_state else 0)
+    """q, qd (and the tool-tip position): il_robot.policies.tecnet_state builds the vector."""
+    return state_size(layout_for(cfg.tip_in_state))
 
 
 def scale_pixels(x: torch.Tensor) -> torch.Tensor:
@@ -54,13 +55,17 @@ def sentence_from(embeddings: torch.Tensor) -> torch.Tensor:
     return normalise(embeddings.mean(dim=-2))
 
 
-def spatial_softmax(h: torch.Tensor) -> torch.Tensor:
+def spatial_softmax(h: torch.Tensor, log_gain: torch.Tensor | None = None) -> torch.Tensor:
     """(B, C, H, W) -> (B, 2C): the expected (x, y) in [-1, 1] of each channel's softmax over space.
 
     Where things are is what pushing needs; keypoints give it to the fully connected layers
-    as numbers instead of leaving it spread over a flattened feature map.
+    as numbers instead of leaving it spread over a flattened feature map. `log_gain` (C,) sharpens
+    each channel's softmax: normalised features are about unit scale, and a softmax of those over
+    a thousand pixels is nearly flat, pulling every keypoint towards the image centre.
     """
     b, c, height, width = h.shape
+    if log_gain is not None:
+        h = h * log_gain.exp()[None, :, None, None]
     weights = torch.softmax(h.flatten(2), dim=-1).view(b, c, height, width)
     xs = torch.linspace(-1.0, 1.0, width, dtype=h.dtype, device=h.device)
     ys = torch.linspace(-1.0, 1.0, height, dtype=h.dtype, device=h.device)
@@ -71,9 +76,9 @@ def spatial_softmax(h: torch.Tensor) -> torch.Tensor:
 
 class ConvEncoder(nn.Module):
     """Strided convs with layer norm (one-group GroupNorm: over channels and space) and ELU, flattened
-    (plus, optionally, spatial-softmax keypoints of one layer)."""
+    (plus, optionally, spatial-softmax keypoints of some layers)."""
 
-    def __init__(self, in_channels: int, cfg: ModelConfig, keypoint_layer: int = 0):
+    def __init__(self, in_channels: int, cfg: ModelConfig, keypoint_layers: tuple[int, ...] = ()):
         super().__init__()
         self.convs, self.norms = nn.ModuleList(), nn.ModuleList()
         channels, size, pad = in_channels, cfg.image_size, cfg.conv_kernel // 2
@@ -82,24 +87,29 @@ class ConvEncoder(nn.Module):
             self.norms.append(nn.GroupNorm(1, cfg.conv_filters))
             channels = cfg.conv_filters
             size = (size + 2 * pad - cfg.conv_kernel) // cfg.conv_stride + 1
-        if not 0 <= keypoint_layer <= cfg.conv_layers:
-            raise ValueError(f"keypoint_layer {keypoint_layer} outside 0..{cfg.conv_layers}")
-        self.keypoint_layer = keypoint_layer
-        self.out_features = channels * size * size + (2 * cfg.conv_filters if keypoint_layer else 0)
+        keypoint_layers = tuple(sorted({int(k) for k in keypoint_layers}))
+        if any(not 1 <= k <= cfg.conv_layers for k in keypoint_layers):
+            raise ValueError(f"keypoint_layers {list(keypoint_layers)}: each must be in 1..{cfg.conv_layers}")
+        self.keypoint_layers = keypoint_layers
+        # Starts at gain e^1.5 ~ 4.5: sharp enough to localise, soft enough to pass gradients.
+        self.keypoint_log_gain = nn.ParameterDict(
+            {str(k): nn.Parameter(torch.full((cfg.conv_filters,), 1.5)) for k in keypoint_layers})
+        self.out_features = channels * size * size + 2 * cfg.conv_filters * len(keypoint_layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.after_first_conv(self.convs[0](x))
 
     def after_first_conv(self, h: torch.Tensor) -> torch.Tensor:
         """The rest of the stack, given the first conv's output (before its norm)."""
-        keypoints = None
+        keypoints = []
         for i, norm in enumerate(self.norms):
             if i:
                 h = self.convs[i](h)
-            h = F.elu(norm(h))
-            if i + 1 == self.keypoint_layer:
-                keypoints = spatial_softmax(h)
-        return h.flatten(1) if keypoints is None else torch.cat([h.flatten(1), keypoints], dim=1)
+            h = norm(h)
+            if i + 1 in self.keypoint_layers:
+                keypoints.append(spatial_softmax(h, self.keypoint_log_gain[str(i + 1)]))
+            h = F.elu(h)
+        return torch.cat([h.flatten(1), *keypoints], dim=1)
 
 
 def mlp(in_features: int, cfg: ModelConfig, out_features: int) -> nn.Sequential:
@@ -141,7 +151,7 @@ class ControlNet(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.encoder = ConvEncoder(3 + cfg.embedding_size, cfg, cfg.keypoint_layer)
+        self.encoder = ConvEncoder(3 + cfg.embedding_size, cfg, tuple(cfg.keypoint_layers))
         self.head = mlp(self.encoder.out_features + state_dim(cfg), cfg, ACTION_DIM)
 
     def forward(self, image: torch.Tensor, sentence: torch.Tensor, state: torch.Tensor,

@@ -15,6 +15,7 @@ import torch
 from il_robot.learning import tecnet_data as data
 from il_robot.learning.tecnet_model import TecNet, sentence_from
 from il_robot.policies.base import Observation, Policy
+from il_robot.policies.tecnet_state import layout_for, state_vector
 
 ROLLOUT_SEED = 500   # episode seeds ROLLOUT_SEED + i: placements the demos never had
 
@@ -32,8 +33,7 @@ class TorchTecNetPolicy(Policy):
     @torch.no_grad()
     def act(self, obs: Observation) -> np.ndarray:
         image = torch.from_numpy(data.to_nchw(obs.image[None])).to(self.device)
-        parts = [obs.q, obs.qd] + ([obs.tip] if self.model.cfg.tip_in_state else [])
-        state = self.norm.state(np.concatenate(parts)[None])
+        state = self.norm.state(state_vector(layout_for(self.model.cfg.tip_in_state), obs.q, obs.qd, obs.tip)[None])
         out = self.model.control(image, self.sentence, torch.from_numpy(state).to(self.device))
         return out.cpu().numpy()[0] * self.norm.action_std + self.norm.action_mean
 

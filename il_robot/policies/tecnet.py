@@ -19,6 +19,7 @@ from il_robot.policies.base import Observation, Policy, PolicyConfig, PolicyLoad
 from il_robot.policies.demo_bags import demo_images, demos_or_shipped
 from il_robot.policies.image_input import image_batch
 from il_robot.policies.onnx_session import create_session, read_model_metadata, shape_matches
+from il_robot.policies.tecnet_state import LAYOUTS, N_JOINTS, state_size, state_vector
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,10 @@ FORMAT = "il_robot.tecnet"
 VERSION = 1
 DEFAULT_MODEL = "tecnet"            # under the package's models/ directory
 METADATA_FILE = "metadata.json"
-N_JOINTS = 7
 EXPECTED_IO = {                     # graph -> input/output name -> channel or feature size this code feeds
     "embedding": {"inputs": {"frames": 6}, "outputs": {"embedding": None}},
     "control": {"inputs": {"image": 3, "sentence": None, "state": None}, "outputs": {"action": 3}},
 }
-STATE_LAYOUTS = {("q", "qd"): 2 * N_JOINTS, ("q", "qd", "tip"): 2 * N_JOINTS + 3}   # metadata state.layout
 
 
 def default_model_dir() -> Path:
@@ -108,17 +107,17 @@ class TecNetModel:
             self.state_layout = tuple(meta["state"].get("layout", ("q", "qd")))
         except (KeyError, TypeError, ValueError) as err:
             raise PolicyLoadError(f"{self.dir / METADATA_FILE}: incomplete ({type(err).__name__}: {err})") from None
-        if self.state_layout not in STATE_LAYOUTS:
+        if self.state_layout not in LAYOUTS:
             raise PolicyLoadError(f"{self.dir / METADATA_FILE}: state layout {list(self.state_layout)}; this "
-                                  f"runtime feeds {' or '.join(str(list(k)) for k in STATE_LAYOUTS)}")
-        state_size = STATE_LAYOUTS[self.state_layout]
+                                  f"runtime feeds {' or '.join(str(list(k)) for k in LAYOUTS)}")
+        size = state_size(self.state_layout)
         shapes = {
             "embedding output": (_meta_shape(meta, "embedding", "outputs", "embedding")[1:], [self.embedding_size]),
             "control sentence": (_meta_shape(meta, "control", "inputs", "sentence")[1:], [self.embedding_size]),
             "frames": (_meta_shape(meta, "embedding", "inputs", "frames")[2:], [self.height, self.width]),
             "image": (_meta_shape(meta, "control", "inputs", "image")[2:], [self.height, self.width]),
-            "control state": (_meta_shape(meta, "control", "inputs", "state")[1:], [state_size]),
-            "state normalisation": ([self.state_mean.size, self.state_std.size], [state_size] * 2),
+            "control state": (_meta_shape(meta, "control", "inputs", "state")[1:], [size]),
+            "state normalisation": ([self.state_mean.size, self.state_std.size], [size] * 2),
             "action normalisation": ([self.action_mean.size, self.action_std.size], [3, 3]),
         }
         for what, (got, want) in shapes.items():
@@ -167,15 +166,8 @@ class TecNetModel:
             tip: np.ndarray | None = None) -> np.ndarray:
         """Tip velocity (3,) m/s for one camera frame and joint state (and tip position, when the
         model's state layout has it)."""
-        q, qd = np.asarray(q, np.float64).ravel(), np.asarray(qd, np.float64).ravel()
-        if q.size != N_JOINTS or qd.size != N_JOINTS:
-            raise ValueError(f"expected {N_JOINTS} joint positions and velocities, got {q.size} and {qd.size}")
-        parts = [q, qd]
-        if "tip" in self.state_layout:
-            if tip is None or np.asarray(tip).size != 3:
-                raise ValueError("this model reads the tool-tip position; expected 3 numbers")
-            parts.append(np.asarray(tip, np.float64).ravel())
-        state = np.concatenate(parts)
+        flat = (lambda x: None if x is None else np.asarray(x, np.float64).ravel())
+        state = state_vector(self.state_layout, flat(q), flat(qd), flat(tip))
         if not np.all(np.isfinite(state)):
             raise ValueError("joint state holds NaN/Inf")
         feeds = {

@@ -1,0 +1,40 @@
+"""The TecNet control net's state vector: which robot quantities, in which order.
+
+Training (whole episodes), closed-loop validation and the runtime policy (one
+observation) all build it here, so the layout written into a model's metadata is
+the one every caller feeds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_JOINTS = 7
+PART_SIZES = {"q": N_JOINTS, "qd": N_JOINTS, "tip": 3}   # joint positions (rad), velocities (rad/s), tip (m)
+LAYOUTS = (("q", "qd"), ("q", "qd", "tip"))               # what this code feeds; metadata state.layout
+
+
+def layout_for(tip_in_state: bool) -> tuple[str, ...]:
+    return LAYOUTS[1] if tip_in_state else LAYOUTS[0]
+
+
+def state_size(layout: tuple[str, ...]) -> int:
+    return sum(PART_SIZES[part] for part in layout)
+
+
+def state_vector(layout: tuple[str, ...], q, qd, tip=None) -> np.ndarray:
+    """q, qd (..., 7) and tip (..., 3) -> (..., state_size) float64 in `layout` order.
+
+    Works for one observation and for whole episodes (leading time axis). A wrong size or a
+    missing tip position is a ValueError naming what was expected.
+    """
+    parts = {"q": q, "qd": qd, "tip": tip}
+    arrays = []
+    for part in layout:
+        if parts[part] is None:
+            raise ValueError(f"this model's state has the {part} part; none was given")
+        x = np.asarray(parts[part], np.float64)
+        if x.ndim == 0 or x.shape[-1] != PART_SIZES[part]:
+            raise ValueError(f"state part {part}: expected {PART_SIZES[part]} numbers, got shape {x.shape}")
+        arrays.append(x)
+    return np.concatenate(arrays, axis=-1)
