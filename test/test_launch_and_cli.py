@@ -1,6 +1,7 @@
 """One node-graph description for ros2 launch and il-robot launch; the CLI explains itself."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,15 @@ def test_bench_id_prints_figures(tmp_path):
                           str(tmp_path / "b.json")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "inverse dynamics step" in out.stdout
     assert (tmp_path / "b.json").exists()
+
+
+def test_bench_precision_shows_the_expert_needs_to_know_where_the_target_is(tmp_path):
+    """Seeing the target where it is, the expert pushes it home; seeing it 8 cm off, it misses."""
+    out = subprocess.run([sys.executable, "-m", "il_robot.cli.main", "bench", "precision", "--offsets", "0,8",
+                          "--precision-episodes", "2", "--json", str(tmp_path / "p.json")],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads((tmp_path / "p.json").read_text())["precision"]["rows"]
+    assert [r["offset_cm"] for r in rows] == [0.0, 8.0]
+    assert rows[0]["success_rate"] == 1.0 and rows[1]["success_rate"] == 0.0
+    assert "expert seeing the target 8 cm off" in out.stdout

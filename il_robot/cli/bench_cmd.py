@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 BENCHES = ("id", "sim", "loop", "swap")
-ON_REQUEST = ("planet", "tecnet")   # need a trained model: run only when named
+ON_REQUEST = ("planet", "tecnet", "precision")   # need a trained model or minutes: run only when named
 
 
 def add_parser(sub) -> None:
@@ -22,16 +22,19 @@ def add_parser(sub) -> None:
                                    "and paper planner settings; with --episodes, in-process success of planet, "
                                    "the true-dynamics CEM upper bound and the scripted expert. tecnet (only when named): the "
                                    "TecNet control step (sentence cached) on one pinned core, one onnxruntime "
-                                   "thread, p50/p99.")
+                                   "thread, p50/p99. precision (only when named): the scripted expert's success when it "
+                                   "sees the target offset by a few cm, i.e. how exactly a learned policy must "
+                                   "locate the object.")
     p.add_argument("which", nargs="*", default=list(BENCHES), metavar="BENCH",
                    help=f"any of {', '.join(BENCHES + ON_REQUEST)} (default: {', '.join(BENCHES)})")
     p.add_argument("--seconds", type=float, default=10.0, help="duration of the loop benchmark (wall s)")
     p.add_argument("--rate", type=float, default=500.0, help="joint-state rate of the loop benchmark (Hz)")
     p.add_argument("--swap-to", default="hold", help="policy swapped in mid-episode by the swap bench")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    from il_robot.cli import planet_bench, tecnet_bench
+    from il_robot.cli import planet_bench, precision_bench, tecnet_bench
     planet_bench.add_arguments(p)
     tecnet_bench.add_arguments(p)
+    precision_bench.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -256,5 +259,10 @@ def run(args) -> int:
     if "planet" in which:
         from il_robot.cli import planet_bench
         figures["planet"] = planet_bench.run(args)
+    if "precision" in which:
+        from il_robot.cli import precision_bench
+        offsets = [float(x) for x in args.offsets.split(",") if x.strip()]
+        figures["precision"] = r = precision_bench.bench_precision(offsets, args.precision_episodes)
+        precision_bench.print_precision(r)
     write_json(args.json, figures)
     return 0
