@@ -655,3 +655,35 @@ def test_control_images_keep_their_place_while_demo_frames_shift():
     ends = {np.concatenate([d.ends[0], d.ends[1]], -1).tobytes() for d in demos}
     frames = np.moveaxis(batch["frames"], -3, -1).astype(np.uint8).reshape(-1, 16, 16, 6)
     assert not all(f.tobytes() in ends for f in frames)
+
+
+def test_task_hue_augment_recolours_objects_alike_within_a_task_and_keeps_the_scene():
+    """A turned task is a new colour of target in every one of its frames; table and goal stay as they are."""
+    from il_robot.learning.tecnet_data import turn_hue
+
+    image = np.zeros((1, 4, 4, 3), np.uint8)
+    image[..., :] = (140, 110, 80)              # table brown, saturation about 110/255... kept below the threshold
+    image[0, 0, 0] = (255, 80, 0)               # an orange object
+    image[0, 1, 1] = (40, 230, 60)              # the green goal disc
+    turned = turn_hue(np.repeat(image, 2, 0), np.array([60, 0]))
+    assert np.array_equal(turned[1], image[0])                        # no turn: untouched
+    assert np.array_equal(turned[0, 1:, :], image[0, 1:, :]) and np.array_equal(turned[0, 0, 1:], image[0, 0, 1:])
+    r, g, b = turned[0, 0, 0].astype(int)
+    assert g > r and g > b                      # orange turned by 120 degrees: green
+
+
+def test_sampler_turns_each_task_by_one_hue_for_all_its_demos():
+    from il_robot.learning.tecnet_data import DataConfig, Demo, Normalisation, TaskBatchSampler
+
+    orange = np.zeros((3, 8, 8, 3), np.uint8)
+    orange[..., :] = (255, 80, 0)
+    demos = [Demo(f"t{t}_{j}", f"t{t}", {"skill": "expert"}, orange[:2], orange, np.zeros((3, 17), np.float32),
+                  np.zeros((3, 3), np.float32)) for t in range(4) for j in range(2)]
+    cfg = DataConfig(tasks_per_batch=4, timesteps_per_demo=3, embedding_augment_shift=0, task_hue_augment=1.0)
+    batch = TaskBatchSampler(demos, cfg, Normalisation.from_demos(demos), np.random.default_rng(3)).sample()
+    colours = batch["images"][..., 0, 0]                  # (tasks, demos, timesteps, rgb) of one pixel
+    frames = batch["frames"][..., 0, 0]                   # (tasks, demos, 6)
+    for task in range(4):
+        assert len({tuple(c) for c in colours[task].reshape(-1, 3)}) == 1         # one colour per task
+        assert all(tuple(f[:3]) == tuple(colours[task, 0, 0]) for f in frames[task])
+    assert len({tuple(colours[t, 0, 0]) for t in range(4)}) > 1                   # tasks differ

@@ -34,6 +34,9 @@ class DataConfig:
                                       # back; 0 = off. Helps the embedding generalise to unseen tasks
     control_augment_shift: int = 0    # the same for the control net's images. The camera is fixed, so a shift
                                       # moves every object against the tip position in the state
+    task_hue_augment: float = 0.0     # probability that a batch task has its objects' hue turned by a random
+                                      # angle, in all its frames alike: a new task, as a target's hue is mostly
+                                      # what names it; 0 = off
     val_timesteps_per_demo: int = 20  # evenly spaced control samples per val query demo
     corrections_per_task: int = 8   # control samples per task and batch from its corrective (DAgger) episodes
     control_weights: dict[str, float] = field(default_factory=dict)  # skill -> weight of its demos'
@@ -155,6 +158,25 @@ def random_shift(images: np.ndarray, pad: int, rng: np.random.Generator) -> np.n
     return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
+HUE_MIN_SATURATION = 110   # OpenCV HSV (0..255): objects are above, the table (about 95), arm and shadows below
+GOAL_HUE = (60, 68)        # OpenCV hue (0..180) of the goal disc, left as it is: it is the same in every task
+
+
+def turn_hue(images: np.ndarray, turns: np.ndarray) -> np.ndarray:
+    """Turn the hue of the saturated, non-goal pixels of each image (B, H, W, 3) uint8 RGB by `turns` (B,)
+    in OpenCV hue units (180 = a full turn). The table, the arm and the goal keep their colours."""
+    import cv2
+
+    out = images.copy()
+    for i in np.flatnonzero(turns % 180):
+        hsv = cv2.cvtColor(images[i], cv2.COLOR_RGB2HSV)
+        hue = hsv[..., 0]
+        mask = (hsv[..., 1] > HUE_MIN_SATURATION) & ~((hue >= GOAL_HUE[0]) & (hue <= GOAL_HUE[1]))
+        hue[mask] = ((hue[mask].astype(np.int32) + int(turns[i])) % 180).astype(np.uint8)
+        out[i][mask] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[mask]   # the rest stays bit-exact (HSV is lossy)
+    return out
+
+
 def to_nchw(images: np.ndarray) -> np.ndarray:
     """(..., H, W, C) uint8 -> (..., C, H, W) float32 0..255, what the networks read."""
     return np.moveaxis(images, -1, -3).astype(np.float32)
@@ -201,6 +223,11 @@ class TaskBatchSampler:
         images = np.concatenate([d.images[t] for d, t in zip(demos, times)])        # (n*m*k, H, W, 3)
         state = np.concatenate([d.state[t] for d, t in zip(demos, times)])
         action = np.concatenate([d.action[t] for d, t in zip(demos, times)])
+        turns = np.zeros(n, int)         # hue turn per task, the same for all its demos and frames
+        if cfg.task_hue_augment > 0:
+            turns = np.where(rng.uniform(size=n) < cfg.task_hue_augment, rng.integers(1, 180, n), 0)
+            ends = turn_hue(ends.reshape(-1, *ends.shape[2:]), np.repeat(turns, m * 2)).reshape(ends.shape)
+            images = turn_hue(images, np.repeat(turns, m * k))
         frames = demo_frames(ends)
         frames = random_shift(frames, cfg.embedding_augment_shift, rng)
         images = random_shift(images, cfg.control_augment_shift, rng)
@@ -210,9 +237,9 @@ class TaskBatchSampler:
                 "state": self.norm.state(state).reshape(n, m, k, -1),
                 "action": self.norm.action(action).reshape(n, m, k, -1),
                 "control_weight": np.array([control_weight(d.meta, cfg) for d in demos], np.float32).reshape(n, m),
-                **self._corrections(picked, h, w)}
+                **self._corrections(picked, turns, h, w)}
 
-    def _corrections(self, picked: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
+    def _corrections(self, picked: np.ndarray, turns: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
         c = self.cfg.corrections_per_task
         pools = [self.corrections[i] for i in picked]
         if c < 1 or not all(pools):     # every task of the batch needs some, to keep the arrays square
@@ -221,6 +248,7 @@ class TaskBatchSampler:
         episodes = [pool[j] for pool in pools for j in rng.integers(0, len(pool), c)]
         steps = [int(rng.integers(0, len(e.images))) for e in episodes]
         images = np.stack([e.images[t] for e, t in zip(episodes, steps)])
+        images = turn_hue(images, np.repeat(turns, c))
         images = random_shift(images, self.cfg.control_augment_shift, rng)
         n = len(pools)
         return {"correction_images": to_nchw(images).reshape(n, c, 3, h, w),
