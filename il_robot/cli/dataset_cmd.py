@@ -55,7 +55,8 @@ def add_parser(sub) -> None:
     d.add_argument("--num-tasks", type=int, default=None, help="train tasks 0..N-1 (default: all in the dataset)")
     d.add_argument("--round", type=int, default=1, help="DAgger round (names the episodes, varies the seeds)")
     d.add_argument("--beta", type=float, default=0.0,
-                   help="probability per tick that the expert's action is executed instead of the model's")
+                   help="probability per tick that the expert's action is executed instead of the model's "
+                        "(1: the expert drives, giving extra expert-labelled episodes at new placements quickly)")
     d.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel sim processes")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=run_dagger)
@@ -148,5 +149,7 @@ def run_dagger(args) -> int:
     summary = collect_corrections(args.dataset, args.model_dir, args.round, args.beta, args.num_tasks,
                                   args.workers, progress=not args.quiet)
     print(f"dagger round {summary['round']}: {summary['episodes']} corrective episodes ({summary['frames']} frames) "
-          f"added to {args.dataset}; the model alone succeeded in {summary['learner_success']:.0%} of them")
+          f"added to {args.dataset}; " + (f"the model alone succeeded in {summary['learner_success']:.0%} of them"
+          if args.beta == 0 else f"with the expert acting on {args.beta:.0%} of the ticks, "
+                                 f"{summary['learner_success']:.0%} of them succeeded"))
     return 0
