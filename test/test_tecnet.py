@@ -687,3 +687,34 @@ def test_sampler_turns_each_task_by_one_hue_for_all_its_demos():
         assert len({tuple(c) for c in colours[task].reshape(-1, 3)}) == 1         # one colour per task
         assert all(tuple(f[:3]) == tuple(colours[task, 0, 0]) for f in frames[task])
     assert len({tuple(colours[t, 0, 0]) for t in range(4)}) > 1                   # tasks differ
+
+
+def test_idle_frames_are_thinned_from_control_samples():
+    """Standing-still frames (the seconds after a push) make up only `idle_keep` of what control sees."""
+    from il_robot.learning.tecnet_data import Demo, control_frames
+
+    action = np.zeros((1000, 3), np.float32)
+    action[:300, 0] = 0.1                                   # 300 moving frames, then 700 standing still
+    demo = Demo("d", "t", {}, np.zeros((2, 4, 4, 3), np.uint8), np.zeros((1000, 4, 4, 3), np.uint8),
+                np.zeros((1000, 17), np.float32), action)
+    frames = control_frames(demo, 0.2, np.random.default_rng(0))
+    assert set(range(300)) <= set(frames)
+    assert 100 < np.sum(frames >= 300) < 180                # about 0.2 x 700
+    assert len(control_frames(demo, 1.0, np.random.default_rng(0))) == 1000
+
+
+@needs_torch
+def test_init_from_starts_a_new_run_from_a_checkpoint_with_new_settings(trained_run, tmp_path):
+    from il_robot.cli.main import main
+    from il_robot.learning.tecnet_train import load_checkpoint
+
+    source = trained_run / "run" / "checkpoints" / "last.pt"
+    out = tmp_path / "finetune"
+    assert main(["train", "tecnet", "--data", str(trained_run / "data"), "--out", str(out), "--quiet", "--no-export",
+                 "--init-from", str(source), "--steps", "1"] + SMALL_RUN + ["--set", "data.idle_keep=0.5"]) == 0
+    new, old = load_checkpoint(out / "checkpoints" / "last.pt"), load_checkpoint(source)
+    assert new["step"] == 1 and new["config"]["data"]["idle_keep"] == 0.5
+    assert new["config"]["model"] == old["config"]["model"] and new["normalisation"] == old["normalisation"]
+    assert new["data"]["init_from"]["step"] == old["step"]
+    assert main(["train", "tecnet", "--data", str(trained_run / "data"), "--out", str(out), "--resume",
+                 "--init-from", str(source)]) == 2                  # --resume keeps the run's own weights

@@ -21,6 +21,10 @@ def add_parser(sub) -> None:
                     "summary.json and onnx/ (the model for `--model-dir`).")
     add_run_arguments(t, "tecnet", data_help="dataset directory (il-robot dataset build)",
                       set_example="data.tasks_per_batch=8", resumable="--steps may raise the total")
+    t.add_argument("--init-from", metavar="CKPT",
+                   help="start a new run from this checkpoint's weights and normalisation (its model settings; "
+                        "data, loss and optimiser settings from --config/--set): fine-tuning with new settings "
+                        "or data, where --resume would keep the old ones")
     t.set_defaults(func=run_tecnet)
 
     pl = models.add_parser(
@@ -75,11 +79,12 @@ def run_tecnet(args) -> int:
         from il_robot.learning import tecnet_train
     except ImportError as err:
         raise RuntimeError(f"{TORCH_HINT} ({err})") from None
-    if args.resume and (args.config or args.set):
-        raise ValueError("--resume continues with the run's own config; drop --config/--set")
+    if args.resume and (args.config or args.set or args.init_from):
+        raise ValueError("--resume continues with the run's own config and weights; drop --config/--set/--init-from")
     cfg = None if args.resume else tecnet_train.load_config(args.config or default_config("tecnet"), args.set)
     summary = tecnet_train.train(args.data, args.out, cfg, steps=args.steps, device=args.device,
-                                 resume=args.resume, progress=not args.quiet, export=not args.no_export)
+                                 resume=args.resume, progress=not args.quiet, export=not args.no_export,
+                                 init_from=args.init_from)
     final_val = summary.get("final_val") or {}
     if final_val:
         print(f"val: embedding accuracy {float(final_val['val_embedding_accuracy']):.2f}, control rmse "

@@ -17,6 +17,7 @@ import numpy as np
 from il_robot.data.dataset import Dataset
 from il_robot.policies.tecnet_state import layout_for, state_vector
 
+IDLE_SPEED = 0.01         # m/s: a commanded tip speed below this is "standing still"
 STATE_STD_FLOOR = 1e-2    # rad, rad/s: a joint that never moved must not blow up at run time
 ACTION_STD_FLOOR = 1e-3   # m/s
 
@@ -34,6 +35,9 @@ class DataConfig:
                                       # back; 0 = off. Helps the embedding generalise to unseen tasks
     control_augment_shift: int = 0    # the same for the control net's images. The camera is fixed, so a shift
                                       # moves every object against the tip position in the state
+    idle_keep: float = 1.0            # share of idle frames (commanded speed under IDLE_SPEED) among control
+                                      # samples; the rest are skipped. Demos end standing still for seconds, and
+                                      # a policy that has seen mostly "stop" stops short wherever it is unsure
     task_hue_augment: float = 0.0     # probability that a batch task has its objects' hue turned by a random
                                       # angle, in all its frames alike: a new task, as a target's hue is mostly
                                       # what names it; 0 = off
@@ -66,6 +70,14 @@ class Demo:
     images: np.ndarray    # (T, H, W, 3) uint8, every frame_stride-th frame
     state: np.ndarray     # (T, 14 or 17) float32: q, qd (and the tip position), not normalised
     action: np.ndarray    # (T, 3) float32, m/s, not normalised
+
+
+def control_frames(demo: Demo, idle_keep: float, rng: np.random.Generator) -> np.ndarray:
+    """Frame indices a demo's control samples come from: every moving frame and an `idle_keep` share
+    of the idle ones (drawn once, so training sees the same frames throughout)."""
+    idle = np.linalg.norm(demo.action, axis=1) < IDLE_SPEED
+    keep = ~idle | (rng.uniform(size=len(idle)) < idle_keep)
+    return np.flatnonzero(keep) if keep.any() else np.arange(len(idle))
 
 
 def keep_demo(meta: dict, cfg: DataConfig) -> bool:
@@ -210,6 +222,8 @@ class TaskBatchSampler:
             raise ValueError(f"need at least 2 training tasks with >= {per_task} demos each "
                              f"(support {cfg.support} + query {cfg.query}); found {len(self.tasks)}")
         self.cfg, self.norm, self.rng = cfg, norm, rng
+        self.frames = {d.key: control_frames(d, cfg.idle_keep, rng) for d in demos + [c for cs in corrections.values()
+                                                                                      for c in cs]}
         self.tasks_per_batch = min(cfg.tasks_per_batch, len(self.tasks))
 
     def sample(self) -> dict[str, np.ndarray]:
@@ -219,7 +233,7 @@ class TaskBatchSampler:
         chosen = [self.tasks[i] for i in picked]
         demos = [task[j] for task in chosen for j in rng.choice(len(task), m, replace=False)]
         ends = np.stack([d.ends for d in demos])                                   # (n*m, 2, H, W, 3)
-        times = [rng.integers(0, len(d.images), k) for d in demos]
+        times = [self._draw(d, k) for d in demos]
         images = np.concatenate([d.images[t] for d, t in zip(demos, times)])        # (n*m*k, H, W, 3)
         state = np.concatenate([d.state[t] for d, t in zip(demos, times)])
         action = np.concatenate([d.action[t] for d, t in zip(demos, times)])
@@ -239,6 +253,10 @@ class TaskBatchSampler:
                 "control_weight": np.array([control_weight(d.meta, cfg) for d in demos], np.float32).reshape(n, m),
                 **self._corrections(picked, turns, h, w)}
 
+    def _draw(self, demo: Demo, k: int) -> np.ndarray:
+        frames = self.frames[demo.key]
+        return frames[self.rng.integers(0, len(frames), k)]
+
     def _corrections(self, picked: np.ndarray, turns: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
         c = self.cfg.corrections_per_task
         pools = [self.corrections[i] for i in picked]
@@ -246,7 +264,7 @@ class TaskBatchSampler:
             return {}
         rng = self.rng
         episodes = [pool[j] for pool in pools for j in rng.integers(0, len(pool), c)]
-        steps = [int(rng.integers(0, len(e.images))) for e in episodes]
+        steps = [int(self._draw(e, 1)[0]) for e in episodes]
         images = np.stack([e.images[t] for e, t in zip(episodes, steps)])
         images = turn_hue(images, np.repeat(turns, c))
         images = random_shift(images, self.cfg.control_augment_shift, rng)

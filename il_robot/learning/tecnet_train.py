@@ -218,8 +218,10 @@ def _to_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, t
 
 
 def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = None, steps: int | None = None,
-          device: str = "cpu", resume: bool = False, progress: bool = True, export: bool = True) -> dict:
-    """Train (or resume) a TecNet; returns the summary also written to OUT/summary.json."""
+          device: str = "cpu", resume: bool = False, progress: bool = True, export: bool = True,
+          init_from: str | Path | None = None) -> dict:
+    """Train (or resume) a TecNet; returns the summary also written to OUT/summary.json. `init_from`: a
+    checkpoint whose weights, normalisation and model settings a new run starts from (fine-tuning)."""
     out = Path(out_dir)
     last_path, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
     ckpt = None
@@ -230,6 +232,10 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
         raise ValueError(f"{out} holds a training run already ({last_path}); use --resume to continue it "
                          "or choose another --out")
     cfg = cfg or TecNetConfig()
+    init = None
+    if init_from and not resume:
+        init = load_checkpoint(Path(init_from))
+        cfg.model = config_from_dict(init["config"]).model     # the weights fix the network's shape
     if steps is not None:
         cfg.train.steps = steps
     check_config(cfg)
@@ -242,7 +248,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     train_demos = data.load_demos(dataset, "train", cfg.data, cfg.model.tip_in_state)
     if not train_demos:
         raise ValueError(f"{data_dir}: no usable training episodes (split 'train', skills {cfg.data.skills or 'all'})")
-    norm = data.Normalisation.from_dict(ckpt["normalisation"]) if ckpt else data.Normalisation.from_demos(train_demos)
+    start = ckpt or init
+    norm = (data.Normalisation.from_dict(start["normalisation"]) if start
+            else data.Normalisation.from_demos(train_demos))
     rng = np.random.default_rng(cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
     sampler = data.TaskBatchSampler(train_demos, cfg.data, norm, rng)
@@ -255,6 +263,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     model = TecNet(cfg.model).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
     step, best, train_seconds = 0, {"val_control_loss": None, "val_success_rate": None, "step": None}, 0.0
+    if init:
+        model.load_state_dict(init["model"])
+        data_info["init_from"] = {"checkpoint": str(Path(init_from).resolve()), "step": init["step"]}
     if ckpt:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
