@@ -584,7 +584,7 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     cfg = TecNetConfig()
     cfg.data.tasks_per_batch, cfg.data.timesteps_per_demo, cfg.data.corrections_per_task = 2, 2, 3
     cfg.model.tip_in_state = True
-    demos = data.load_demos(load_dataset(dataset), "train", cfg.data, with_tip=True)
+    demos = data.load_demos(load_dataset(dataset), "train", cfg.data, ("q", "qd", "tip"))
     ckpt = load_checkpoint(trained_run / "run" / "checkpoints" / "last.pt")
     norm = data.Normalisation.from_dict(ckpt["normalisation"])
     sampler = data.TaskBatchSampler(demos, cfg.data, norm, np.random.default_rng(0))
@@ -718,3 +718,26 @@ def test_init_from_starts_a_new_run_from_a_checkpoint_with_new_settings(trained_
     assert new["data"]["init_from"]["step"] == old["step"]
     assert main(["train", "tecnet", "--data", str(trained_run / "data"), "--out", str(out), "--resume",
                  "--init-from", str(source)]) == 2                  # --resume keeps the run's own weights
+
+
+@needs_torch
+def test_joint_velocities_can_be_dropped_from_a_trained_model(trained_run, tmp_path, demo_bags):
+    """qd lets a policy copy its own motion (and stand still once still); a fine-tune can drop it, and the
+    runtime then feeds q and the tip position only."""
+    from il_robot.cli.main import main
+    from il_robot.learning.tecnet_train import load_checkpoint
+
+    source = trained_run / "run" / "checkpoints" / "last.pt"
+    out = tmp_path / "no_qd"
+    assert main(["train", "tecnet", "--data", str(trained_run / "data"), "--out", str(out), "--quiet",
+                 "--init-from", str(source), "--steps", "1"] + SMALL_RUN
+                + ["--set", "model.joint_velocities_in_state=false"]) == 0
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ckpt["config"]["model"]["joint_velocities_in_state"] is False
+    assert len(ckpt["normalisation"]["state_mean"]) == 10
+    meta = json.loads((out / "onnx" / "metadata.json").read_text())
+    assert meta["state"]["layout"] == ["q", "tip"] and len(meta["state"]["names"]) == 10
+    policy = make_policy("tecnet", PolicyConfig(model_dir=str(out / "onnx"), demos=[str(demo_bags["val"][0])]))
+    action = policy.act(Observation(0.0, np.zeros(7), np.full(7, np.nan), np.array([0.5, 0.0, 0.1]),
+                                    np.zeros((64, 64, 3), np.uint8)))
+    assert action.shape == (3,) and np.all(np.isfinite(action))      # qd is not read, so its NaN is harmless

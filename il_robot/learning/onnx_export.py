@@ -20,9 +20,12 @@ import numpy as np
 import torch
 
 from il_robot.data.bag_format import JOINT_ORDER
-from il_robot.learning.tecnet_model import ACTION_DIM, DEMO_CHANNELS, TecNet, state_dim
+from il_robot.learning.tecnet_model import ACTION_DIM, DEMO_CHANNELS, TecNet, state_dim, state_layout
 from il_robot.learning.tecnet_train import load_checkpoint, model_from_checkpoint
-from il_robot.policies.tecnet_state import layout_for
+
+STATE_NAMES = {"q": [f"{j}/position" for j in JOINT_ORDER], "qd": [f"{j}/velocity" for j in JOINT_ORDER],
+               "tip": ["tip/x", "tip/y", "tip/z"]}
+STATE_UNITS = {"q": "rad", "qd": "rad/s", "tip": "m (tool tip, base frame)"}
 
 FORMAT = "il_robot.tecnet"
 VERSION = 1
@@ -121,10 +124,9 @@ def metadata(ckpt: dict, model: TecNet, diffs: dict[str, float]) -> dict:
                   "demo_frames": "first and last frames of the demo on channels: first RGB, then last RGB"},
         "embedding": {"size": dim, "normalised": True,
                       "sentence": "normalise(mean of the normalised embeddings of the demos)"},
-        "state": {"layout": list(layout_for(model.cfg.tip_in_state)),
-                  "names": [f"{j}/position" for j in JOINT_ORDER] + [f"{j}/velocity" for j in JOINT_ORDER]
-                  + (["tip/x", "tip/y", "tip/z"] if model.cfg.tip_in_state else []),
-                  "units": "rad, rad/s" + (", m (tool tip, base frame)" if model.cfg.tip_in_state else ""),
+        "state": {"layout": list(state_layout(model.cfg)),
+                  "names": [name for part in state_layout(model.cfg) for name in STATE_NAMES[part]],
+                  "units": ", ".join(STATE_UNITS[part] for part in state_layout(model.cfg)),
                   "mean": norm["state_mean"], "std": norm["state_std"],
                   "normalise": "(state - mean) / std before control.onnx"},
         "action": {"name": "tip_velocity", "units": "m/s", "frame": "base", "dim": ACTION_DIM,

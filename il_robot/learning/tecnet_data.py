@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from il_robot.data.dataset import Dataset
-from il_robot.policies.tecnet_state import layout_for, state_vector
+from il_robot.policies.tecnet_state import state_vector
 
 IDLE_SPEED = 0.01         # m/s: a commanded tip speed below this is "standing still"
 STATE_STD_FLOOR = 1e-2    # rad, rad/s: a joint that never moved must not blow up at run time
@@ -99,9 +99,10 @@ def _robot():
     return RobotModel.load()
 
 
-def load_demos(dataset: Dataset, split: str, cfg: DataConfig, with_tip: bool = False) -> list[Demo]:
-    """Every usable episode of `split`, frames subsampled by cfg.frame_stride; `with_tip` appends the
-    tool-tip position to the state."""
+def load_demos(dataset: Dataset, split: str, cfg: DataConfig,
+               layout: tuple[str, ...] = ("q", "qd")) -> list[Demo]:
+    """Every usable episode of `split`, frames subsampled by cfg.frame_stride, the state in `layout`
+    (il_robot.policies.tecnet_state)."""
     stride = max(1, int(cfg.frame_stride))
     demos = []
     for meta, arrays in dataset.episodes(split):
@@ -112,8 +113,8 @@ def load_demos(dataset: Dataset, split: str, cfg: DataConfig, with_tip: bool = F
             key=meta["key"], task_name=meta["task_name"], meta=meta,
             ends=np.stack([image[0], image[-1]]),
             images=np.ascontiguousarray(image[::stride]),
-            state=state_vector(layout_for(with_tip), arrays["q"][::stride], arrays["qd"][::stride],
-                               tip_positions(arrays["q"][::stride]) if with_tip else None).astype(np.float32),
+            state=state_vector(layout, arrays["q"][::stride], arrays["qd"][::stride],
+                               tip_positions(arrays["q"][::stride]) if "tip" in layout else None).astype(np.float32),
             action=arrays["action"][::stride].astype(np.float32)))
     return demos
 

@@ -32,13 +32,18 @@ class ModelConfig:
     fc_layers: int = 3
     fc_units: int = 200
     tip_in_state: bool = False  # the control net's state ends with the tool-tip position (FK of q)
+    joint_velocities_in_state: bool = True  # qd in the state; without it the policy cannot copy its own motion
     keypoint_layers: tuple[int, ...] = ()  # control net: spatial-softmax keypoints (x, y per filter) of these conv
                               # layers' outputs (1-based; 1 = 32x32, 2 = 16x16 for 64x64 images) join the features
 
 
+def state_layout(cfg: ModelConfig) -> tuple[str, ...]:
+    """q (qd) (tip): il_robot.policies.tecnet_state builds the vector in this order."""
+    return layout_for(cfg.tip_in_state, cfg.joint_velocities_in_state)
+
+
 def state_dim(cfg: ModelConfig) -> int:
-    """q, qd (and the tool-tip position): il_robot.policies.tecnet_state builds the vector."""
-    return state_size(layout_for(cfg.tip_in_state))
+    return state_size(state_layout(cfg))
 
 
 def scale_pixels(x: torch.Tensor) -> torch.Tensor:

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from il_robot.learning import tecnet_data as data
-from il_robot.learning.tecnet_model import TecNet, sentence_from
+from il_robot.learning.tecnet_model import TecNet, sentence_from, state_layout
 from il_robot.policies.base import Observation, Policy
-from il_robot.policies.tecnet_state import layout_for, state_vector
+from il_robot.policies.tecnet_state import state_vector
 
 ROLLOUT_SEED = 500   # episode seeds ROLLOUT_SEED + i: placements the demos never had
 
@@ -33,7 +33,7 @@ class TorchTecNetPolicy(Policy):
     @torch.no_grad()
     def act(self, obs: Observation) -> np.ndarray:
         image = torch.from_numpy(data.to_nchw(obs.image[None])).to(self.device)
-        state = self.norm.state(state_vector(layout_for(self.model.cfg.tip_in_state), obs.q, obs.qd, obs.tip)[None])
+        state = self.norm.state(state_vector(state_layout(self.model.cfg), obs.q, obs.qd, obs.tip)[None])
         out = self.model.control(image, self.sentence, torch.from_numpy(state).to(self.device))
         return out.cpu().numpy()[0] * self.norm.action_std + self.norm.action_mean
 

@@ -23,7 +23,9 @@ from tqdm import tqdm
 
 from il_robot.data.dataset import load_dataset
 from il_robot.learning import tecnet_data as data
-from il_robot.learning.tecnet_model import ModelConfig, TecNet, control_loss, embedding_hinge_loss, sentence_from
+from il_robot.learning.tecnet_model import (ModelConfig, TecNet, control_loss, embedding_hinge_loss, sentence_from,
+                                            state_layout)
+from il_robot.policies.tecnet_state import PART_SIZES
 from il_robot.learning.training_common import CsvLog, fill_config, read_config_values, set_threads, torch_device
 
 CHECKPOINT_FORMAT = "il_robot.tecnet.checkpoint"
@@ -213,6 +215,26 @@ def model_from_checkpoint(ckpt: dict) -> TecNet:
 
 # -- the run ------------------------------------------------------------------------------------------
 
+def drop_state_parts(ckpt: dict, model_cfg: ModelConfig, joint_velocities: bool) -> dict:
+    """A checkpoint whose control net no longer reads qd: the first head layer loses the qd columns and
+    the normalisation its qd entries, so the network computes what it did, minus what qd added."""
+    old = state_layout(model_cfg)
+    if joint_velocities or "qd" not in old:
+        raise ValueError("--init-from can drop joint velocities from a model's state, not add them")
+    model_cfg.joint_velocities_in_state = False
+    new = state_layout(model_cfg)
+    offsets = np.cumsum([0] + [PART_SIZES[p] for p in old])
+    keep = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i, p in enumerate(old) if p in new])
+    weight = ckpt["model"]["control.head.0.weight"]
+    features = weight.shape[1] - int(offsets[-1])
+    columns = torch.cat([torch.arange(features), torch.from_numpy(features + keep)])
+    ckpt = dict(ckpt, model=dict(ckpt["model"]), normalisation=dict(ckpt["normalisation"]))
+    ckpt["model"]["control.head.0.weight"] = weight[:, columns].clone()
+    for key in ("state_mean", "state_std"):
+        ckpt["normalisation"][key] = [ckpt["normalisation"][key][i] for i in keep]
+    return ckpt
+
+
 def _to_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -235,7 +257,10 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     init = None
     if init_from and not resume:
         init = load_checkpoint(Path(init_from))
-        cfg.model = config_from_dict(init["config"]).model     # the weights fix the network's shape
+        wanted = cfg.model.joint_velocities_in_state
+        cfg.model = config_from_dict(init["config"]).model     # the weights fix the network's shape...
+        if wanted != cfg.model.joint_velocities_in_state:      # ...except that qd may be dropped from the state
+            init = drop_state_parts(init, cfg.model, wanted)
     if steps is not None:
         cfg.train.steps = steps
     check_config(cfg)
@@ -245,7 +270,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     dataset = load_dataset(data_dir)
     if ckpt and ckpt["data"]["path"] != str(Path(data_dir).resolve()):
         print(f"warning: resuming a run trained on {ckpt['data']['path']} with data from {data_dir}", flush=True)
-    train_demos = data.load_demos(dataset, "train", cfg.data, cfg.model.tip_in_state)
+    train_demos = data.load_demos(dataset, "train", cfg.data, state_layout(cfg.model))
     if not train_demos:
         raise ValueError(f"{data_dir}: no usable training episodes (split 'train', skills {cfg.data.skills or 'all'})")
     start = ckpt or init
@@ -254,7 +279,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     rng = np.random.default_rng(cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
     sampler = data.TaskBatchSampler(train_demos, cfg.data, norm, rng)
-    val = data.ValidationSet.build(data.load_demos(dataset, "val", cfg.data, cfg.model.tip_in_state), cfg.data, norm)
+    val = data.ValidationSet.build(data.load_demos(dataset, "val", cfg.data, state_layout(cfg.model)), cfg.data, norm)
     data_info = {"path": str(Path(data_dir).resolve()), "created": dataset.meta.get("created"),
                  "summary": dataset.meta.get("summary"), "train": data.data_summary(train_demos),
                  "val": data.data_summary(val.demos) if val else None,

@@ -11,11 +11,15 @@ import numpy as np
 
 N_JOINTS = 7
 PART_SIZES = {"q": N_JOINTS, "qd": N_JOINTS, "tip": 3}   # joint positions (rad), velocities (rad/s), tip (m)
-LAYOUTS = (("q", "qd"), ("q", "qd", "tip"))               # what this code feeds; metadata state.layout
+LAYOUTS = (("q", "qd"), ("q", "qd", "tip"), ("q", "tip"))   # what this code feeds; metadata state.layout
 
 
-def layout_for(tip_in_state: bool) -> tuple[str, ...]:
-    return LAYOUTS[1] if tip_in_state else LAYOUTS[0]
+def layout_for(tip: bool, joint_velocities: bool = True) -> tuple[str, ...]:
+    """The layout a model reads: q, then qd unless left out, then the tip position if asked for."""
+    layout = ("q",) + (("qd",) if joint_velocities else ()) + (("tip",) if tip else ())
+    if layout not in LAYOUTS:
+        raise ValueError(f"state layout {list(layout)} is not one this runtime feeds: {[list(k) for k in LAYOUTS]}")
+    return layout
 
 
 def state_size(layout: tuple[str, ...]) -> int:
