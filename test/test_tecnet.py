@@ -380,8 +380,8 @@ def test_metadata_describes_the_model(trained_run):
     assert meta["models"]["embedding"]["outputs"]["embedding"]["shape"] == ["N", 20]
     assert set(meta["models"]["control"]["inputs"]) == {"image", "sentence", "state"}
     assert meta["models"]["control"]["outputs"]["action"]["shape"] == ["N", 3]
-    assert len(meta["state"]["mean"]) == len(meta["state"]["std"]) == 17
-    assert meta["state"]["layout"] == ["q", "qd", "tip"] and meta["models"]["control"]["inputs"]["state"]["shape"] == ["N", 17]
+    assert len(meta["state"]["mean"]) == len(meta["state"]["std"]) == len(meta["state"]["names"]) == 10
+    assert meta["state"]["layout"] == ["q", "tip"] and meta["models"]["control"]["inputs"]["state"]["shape"] == ["N", 10]
     assert meta["action"]["name"] == "tip_velocity" and meta["action"]["units"] == "m/s" and meta["action"]["dim"] == 3
     assert meta["embedding"]["size"] == 20 and meta["image"]["input_range"] == [0.0, 255.0]
     assert meta["training"]["data"]["path"] == str((trained_run / "data").resolve())
@@ -406,7 +406,7 @@ def test_onnxruntime_matches_torch(trained_run):
     frames = rng.uniform(0, 255, (4, 6, 64, 64)).astype(np.float32)
     image = rng.uniform(0, 255, (7, 3, 64, 64)).astype(np.float32)
     sentence = rng.normal(size=(7, 20)).astype(np.float32)
-    state = rng.normal(size=(7, 17)).astype(np.float32)
+    state = rng.normal(size=(7, len(meta["state"]["mean"]))).astype(np.float32)
     embedding = ort.InferenceSession(str(run / "onnx" / "embedding.onnx")).run(None, {"frames": frames})[0]
     action = ort.InferenceSession(str(run / "onnx" / "control.onnx")).run(
         None, {"image": image, "sentence": sentence, "state": state})[0]
@@ -443,9 +443,9 @@ def test_runtime_policy_reproduces_training_preprocessing(trained_run, demo_bags
         np.testing.assert_allclose(np.stack(policy.demo_embeddings), embeddings.numpy(), atol=1e-4)
         np.testing.assert_allclose(policy.sentence, sentence.numpy(), atol=1e-4)
         a = arrays[0]
-        assert model.cfg.tip_in_state                               # the shipped config's state layout
+        assert model.cfg.tip_in_state and not model.cfg.joint_velocities_in_state   # the shipped config's layout
         tip = RobotModel.load().tip_pose(a["q"][3])[0]              # what the policy node computes
-        state = norm.state(np.concatenate([a["q"][3], a["qd"][3], tip])[None])
+        state = norm.state(np.concatenate([a["q"][3], tip])[None])
         expected = model.control(torch.from_numpy(to_nchw(a["image"][3:4])), sentence[None],
                                  torch.from_numpy(state)).numpy()[0] * norm.action_std + norm.action_mean
     got = policy.act(Observation(0.0, a["q"][3], a["qd"][3], tip, a["image"][3]))
@@ -569,6 +569,8 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     from il_robot.data.dataset import load_dataset
     from il_robot.learning import tecnet_data as data
     from il_robot.learning.tecnet_train import TecNetConfig, batch_losses, load_checkpoint, model_from_checkpoint
+    from il_robot.learning.tecnet_model import state_layout
+    from il_robot.policies.tecnet_state import state_size
 
     dataset = Path(shutil.copytree(trained_run / "data", tmp_path / "data"))
     before = json.loads((dataset / "dataset.json").read_text())["episodes"]
@@ -583,9 +585,9 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
 
     cfg = TecNetConfig()
     cfg.data.tasks_per_batch, cfg.data.timesteps_per_demo, cfg.data.corrections_per_task = 2, 2, 3
-    cfg.model.tip_in_state = True
-    demos = data.load_demos(load_dataset(dataset), "train", cfg.data, ("q", "qd", "tip"))
     ckpt = load_checkpoint(trained_run / "run" / "checkpoints" / "last.pt")
+    layout = state_layout(model_from_checkpoint(ckpt).cfg)
+    demos = data.load_demos(load_dataset(dataset), "train", cfg.data, layout)
     norm = data.Normalisation.from_dict(ckpt["normalisation"])
     sampler = data.TaskBatchSampler(demos, cfg.data, norm, np.random.default_rng(0))
     assert all(not data.is_correction(d.meta) for task in sampler.tasks for d in task)
@@ -594,7 +596,7 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     # Only batches whose tasks all have corrective episodes get correction samples: make both that task.
     sampler.tasks, sampler.corrections = [sampler.tasks[task_with[0]]] * 2, [sampler.corrections[task_with[0]]] * 2
     batch = sampler.sample()
-    assert batch["correction_images"].shape == (2, 3, 3, 64, 64) and batch["correction_state"].shape == (2, 3, 17)
+    assert batch["correction_images"].shape == (2, 3, 3, 64, 64) and batch["correction_state"].shape == (2, 3, state_size(layout))
     losses = batch_losses(model_from_checkpoint(ckpt).train(), {k: torch.from_numpy(v) for k, v in batch.items()},
                           cfg)
     assert losses["correction_control_loss"].item() > 0
@@ -727,9 +729,13 @@ def test_joint_velocities_can_be_dropped_from_a_trained_model(trained_run, tmp_p
     from il_robot.cli.main import main
     from il_robot.learning.tecnet_train import load_checkpoint
 
-    source = trained_run / "run" / "checkpoints" / "last.pt"
+    data_dir = str(trained_run / "data")
+    assert main(["train", "tecnet", "--data", data_dir, "--out", str(tmp_path / "qd"), "--quiet", "--no-export",
+                 "--steps", "1"] + SMALL_RUN + ["--set", "model.joint_velocities_in_state=true"]) == 0
+    source = tmp_path / "qd" / "checkpoints" / "last.pt"
+    assert len(load_checkpoint(source)["normalisation"]["state_mean"]) == 17
     out = tmp_path / "no_qd"
-    assert main(["train", "tecnet", "--data", str(trained_run / "data"), "--out", str(out), "--quiet",
+    assert main(["train", "tecnet", "--data", data_dir, "--out", str(out), "--quiet",
                  "--init-from", str(source), "--steps", "1"] + SMALL_RUN
                 + ["--set", "model.joint_velocities_in_state=false"]) == 0
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
