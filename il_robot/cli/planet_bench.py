@@ -98,8 +98,7 @@ def run_episodes(model, args) -> dict:
     results: dict[str, list] = {"planet": [], "scripted": [], "truth": []}
     for i, (index, seed) in enumerate(plan):
         task = make_task(args.tasks, index)
-        if stack.world.task != task:
-            stack.world.set_task(task)
+        stack.world.use_task(task)
         frame, demo_ok = demo_frame(stack, seed + DEMO_SEED_OFFSET)
         policies = {"scripted": ScriptedPusher(),
                     "planet": PlanetPolicy(PolicyConfig(), model=model, task=model.task_vector(frame))}

@@ -59,7 +59,7 @@ def bench_precision(offsets_cm: list[float], episodes: int, task_set: str = "tra
                 if world is None:
                     world = PushingWorld(task)
                 else:
-                    world.set_task(task)
+                    world.use_task(task)
                 offset = cm / 100.0 * np.array([np.cos(angles[i]), np.sin(angles[i])])
                 result = InProcessStack(world).run_episode(MislocatingExpert(offset), SEED_BASE + i)
                 successes.append(result.success)

@@ -65,8 +65,8 @@ def record_demo(job: DemoJob) -> dict:
     task = make_task(job.task_set, job.task_index)
     if _WORLD is None:
         _WORLD = PushingWorld(task)
-    elif _WORLD.task != task:
-        _WORLD.set_task(task)
+    else:
+        _WORLD.use_task(task)
     operator = SimulatedOperator(job.skill, seed=job.seed)
     with EpisodeBagWriter(job.path, job.storage) as writer:
         observer = BagEpisodeObserver(writer, operator.info, _WORLD.camera_intrinsics())

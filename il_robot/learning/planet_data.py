@@ -194,8 +194,8 @@ def _stack_for(task_set: str, task_index: int):
     task = make_task(task_set, task_index)
     if _STACK is None:
         _STACK = InProcessStack(PushingWorld(task))
-    elif _STACK.world.task != task:
-        _STACK.world.set_task(task)
+    else:
+        _STACK.world.use_task(task)
     return _STACK
 
 

@@ -187,8 +187,7 @@ def collect_planner_episodes(model: PlaNet, cfg: PlanetConfig, episodes: list[da
         if "stack" not in stack_cache:
             stack_cache["stack"] = InProcessStack(PushingWorld(task))
         stack = stack_cache["stack"]
-        if stack.world.task != task:
-            stack.world.set_task(task)
+        stack.world.use_task(task)
         member = next(i for i, e in enumerate(train) if e.task == task.name)
         task_vec = backend.task_vector(frames.frame(member, rng))
         seed = 50_000_000 + cfg.collect.seed * 1_000_000 + step * 10 + k

@@ -60,7 +60,7 @@ def rollout_success(model: TecNet, norm: data.Normalisation, demos: list[data.De
         if world is None:
             world = PushingWorld(task)
         else:
-            world.set_task(task)
+            world.use_task(task)
         frames = torch.from_numpy(data.to_nchw(data.demo_frames(demo.ends[None]))).to(device)
         sentence = sentence_from(model.embedding(frames)[None])
         result = InProcessStack(world).run_episode(TorchTecNetPolicy(model, norm, sentence, device),

@@ -164,8 +164,7 @@ class SimNode(Node):
     def _start_episode(self) -> str:
         """Apply task_set / task_index / seed; caller holds the world lock."""
         task = make_task(self.task_set, self.task_index)
-        if task != self.world.task:
-            self.world.set_task(task)
+        self.world.use_task(task)
         # A reset takes one camera period of sim time, and frames restart at the episode's start:
         # no stamp is shared by two episodes and frames keep at least a period apart, so nodes
         # that answer frames by stamp and rate never confuse the last frame of one episode with

@@ -41,6 +41,11 @@ class PushingWorld:
         self.set_task(task)
 
     # -- task and episode -----------------------------------------------------
+    def use_task(self, task: Task) -> None:
+        """set_task, unless `task` is the current one: rebuilding the MuJoCo model is the slow part."""
+        if task != self.task:
+            self.set_task(task)
+
     def set_task(self, task: Task) -> None:
         self.task = task
         self.model = mujoco.MjModel.from_xml_string(scene_mjcf(task, self.timestep))
