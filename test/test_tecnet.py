@@ -604,7 +604,7 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
 
 def test_state_vector_is_one_layout_for_episodes_and_single_observations():
     """Training (episodes) and the runtime (one observation) build the same vector; gaps are errors."""
-    from il_robot.policies.tecnet_state import LAYOUTS, state_size, state_vector
+    from il_robot.policies.tecnet_state import LAYOUTS, columns_of, state_size, state_vector
 
     q, qd, tip = np.arange(14.0).reshape(2, 7), -np.arange(14.0).reshape(2, 7), np.ones((2, 3))
     episode = state_vector(LAYOUTS[1], q, qd, tip)
@@ -615,6 +615,9 @@ def test_state_vector_is_one_layout_for_episodes_and_single_observations():
         state_vector(LAYOUTS[1], q[0], qd[0])
     with pytest.raises(ValueError, match="expected 7"):
         state_vector(LAYOUTS[0], q[0, :6], qd[0])
+    assert np.array_equal(episode[:, columns_of(LAYOUTS[1], LAYOUTS[2])], state_vector(LAYOUTS[2], q, qd, tip))
+    with pytest.raises(ValueError, match="not a subset"):
+        columns_of(LAYOUTS[2], LAYOUTS[1])
 
 
 @needs_torch

@@ -178,6 +178,8 @@ GOAL_HUE = (60, 68)        # OpenCV hue (0..180) of the goal disc, left as it is
 def turn_hue(images: np.ndarray, turns: np.ndarray) -> np.ndarray:
     """Turn the hue of the saturated, non-goal pixels of each image (B, H, W, 3) uint8 RGB by `turns` (B,)
     in OpenCV hue units (180 = a full turn). The table, the arm and the goal keep their colours."""
+    if not np.any(turns % 180):
+        return images
     import cv2
 
     out = images.copy()

@@ -25,8 +25,8 @@ from il_robot.data.dataset import load_dataset
 from il_robot.learning import tecnet_data as data
 from il_robot.learning.tecnet_model import (ModelConfig, TecNet, control_loss, embedding_hinge_loss, sentence_from,
                                             state_layout)
-from il_robot.policies.tecnet_state import PART_SIZES
 from il_robot.learning.training_common import CsvLog, fill_config, read_config_values, set_threads, torch_device
+from il_robot.policies.tecnet_state import columns_of
 
 CHECKPOINT_FORMAT = "il_robot.tecnet.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -215,18 +215,16 @@ def model_from_checkpoint(ckpt: dict) -> TecNet:
 
 # -- the run ------------------------------------------------------------------------------------------
 
-def drop_state_parts(ckpt: dict, model_cfg: ModelConfig, joint_velocities: bool) -> dict:
-    """A checkpoint whose control net no longer reads qd: the first head layer loses the qd columns and
-    the normalisation its qd entries, so the network computes what it did, minus what qd added."""
-    old = state_layout(model_cfg)
-    if joint_velocities or "qd" not in old:
-        raise ValueError("--init-from can drop joint velocities from a model's state, not add them")
-    model_cfg.joint_velocities_in_state = False
-    new = state_layout(model_cfg)
-    offsets = np.cumsum([0] + [PART_SIZES[p] for p in old])
-    keep = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i, p in enumerate(old) if p in new])
+def narrow_state(ckpt: dict, old: tuple[str, ...], new: tuple[str, ...]) -> dict:
+    """A checkpoint whose control net reads state layout `new`, a part-subset of its `old` one: the first
+    head layer loses the dropped parts' columns and the normalisation their entries, so the network
+    computes what it did, minus what those parts added."""
+    try:
+        keep = columns_of(old, new)
+    except ValueError as err:
+        raise ValueError(f"--init-from can drop parts of a model's state, not add them: {err}") from None
     weight = ckpt["model"]["control.head.0.weight"]
-    features = weight.shape[1] - int(offsets[-1])
+    features = weight.shape[1] - len(ckpt["normalisation"]["state_mean"])
     columns = torch.cat([torch.arange(features), torch.from_numpy(features + keep)])
     ckpt = dict(ckpt, model=dict(ckpt["model"]), normalisation=dict(ckpt["normalisation"]))
     ckpt["model"]["control.head.0.weight"] = weight[:, columns].clone()
@@ -257,10 +255,12 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     init = None
     if init_from and not resume:
         init = load_checkpoint(Path(init_from))
-        wanted = cfg.model.joint_velocities_in_state
-        cfg.model = config_from_dict(init["config"]).model     # the weights fix the network's shape...
-        if wanted != cfg.model.joint_velocities_in_state:      # ...except that qd may be dropped from the state
-            init = drop_state_parts(init, cfg.model, wanted)
+        model_cfg = config_from_dict(init["config"]).model     # the weights fix the network's shape...
+        old = state_layout(model_cfg)
+        model_cfg.joint_velocities_in_state = cfg.model.joint_velocities_in_state   # ...but qd may be dropped
+        cfg.model = model_cfg
+        if state_layout(model_cfg) != old:
+            init = narrow_state(init, old, state_layout(model_cfg))
     if steps is not None:
         cfg.train.steps = steps
     check_config(cfg)

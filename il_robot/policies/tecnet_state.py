@@ -26,6 +26,15 @@ def state_size(layout: tuple[str, ...]) -> int:
     return sum(PART_SIZES[part] for part in layout)
 
 
+def columns_of(layout: tuple[str, ...], kept: tuple[str, ...]) -> np.ndarray:
+    """Indices, within a state in `layout`, of the entries of the parts that `kept` also has: how a state
+    (or a layer reading one) in `layout` becomes one in `kept`, which must be a part-subset of it."""
+    if not set(kept) <= set(layout):
+        raise ValueError(f"state layout {list(kept)} is not a subset of {list(layout)}")
+    offsets = np.cumsum([0] + [PART_SIZES[part] for part in layout])
+    return np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i, part in enumerate(layout) if part in kept])
+
+
 def state_vector(layout: tuple[str, ...], q, qd, tip=None) -> np.ndarray:
     """q, qd (..., 7) and tip (..., 3) -> (..., state_size) float64 in `layout` order.
 
