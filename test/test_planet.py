@@ -138,6 +138,8 @@ def test_collected_episodes_hold_what_training_needs(episodes_dir):
     assert batch["image"].shape == (3, 5, 64, 64, 3) and batch["task_frame"].shape == (3, 64, 64, 3)
     assert batch["action"].shape == (3, 5, 3) and np.all(np.abs(batch["action"]) <= 0.2 + 1e-6)
     assert np.all(batch["reward"] < 0) and np.all(np.isfinite(batch["joints"]))
+    assert batch["position"].shape == (3, 5, 9)     # tip, target, distractor: the auxiliary targets
+    np.testing.assert_array_equal(sampler.positions[0][:, 3:6], sampler.episodes[0].arrays["target"])
 
 
 # -- model -----------------------------------------------------------------------------------------------------
@@ -154,7 +156,7 @@ def random_batch(b=2, n=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     return {"image": torch.rand(b, n, 3, 64, 64, generator=g) * 255, "joints": torch.randn(b, n, 14, generator=g),
             "action": (torch.rand(b, n, 3, generator=g) - 0.5) * 0.4, "reward": -torch.rand(b, n, generator=g) * 0.3,
-            "task_frame": torch.rand(b, 3, 64, 64, generator=g) * 255}
+            "position": torch.rand(b, n, 9, generator=g) * 0.5, "task_frame": torch.rand(b, 3, 64, 64, generator=g) * 255}
 
 
 @needs_torch
@@ -166,18 +168,47 @@ def test_model_shapes_and_losses_are_finite():
     torch.manual_seed(0)
     model = tiny_model()
     batch = random_batch()
-    post = model.observe(batch["image"], batch["joints"], batch["action"])
+    task = model.task_vector(batch["task_frame"])
+    assert task.shape == (2, 4) and torch.all(task.abs() <= 1)
+    post = model.observe(batch["image"], batch["joints"], batch["action"], task)
     assert post["belief"].shape == (2, 4, 16) and post["state"].shape == (2, 4, 4)
     image, joints = model.decode(post["belief"][:, 0], post["state"][:, 0])
     assert image.shape == (2, 3, 64, 64) and joints.shape == (2, 14)
-    task = model.task_vector(batch["task_frame"])
-    assert task.shape == (2, 4) and torch.all(task.abs() <= 1)
     imagined = model.imagine(post["belief"][:, -1], post["state"][:, -1], batch["action"], task)
     assert imagined["reward"].shape == (2, 4)
     losses = world_model_losses(model, batch, LossConfig())
-    assert set(losses) == {"loss", "image_loss", "joint_loss", "reward_loss", "kl", "reward_rmse"}
+    assert set(losses) == {"loss", "image_loss", "joint_loss", "reward_loss", "position_loss", "kl", "reward_rmse",
+                           "target_xy_error"}
     assert all(torch.isfinite(v) for v in losses.values())
     assert losses["kl"] >= 0
+    # The posterior reads the task: another task vector, another filtered state from the same frames.
+    other = model.observe(batch["image"], batch["joints"], batch["action"], -task, sample=False)["state"]
+    assert not torch.allclose(other, model.observe(batch["image"], batch["joints"], batch["action"], task,
+                                                   sample=False)["state"])
+
+
+@needs_torch
+def test_overshooting_scores_open_loop_predictions_against_later_frames():
+    """The overshooting terms compare the state imagined d steps ahead of frame t with frame t + d's truth:
+    a position head that outputs the truth of frame t + d exactly makes the position term zero."""
+    import torch
+
+    from il_robot.learning.planet_model import LossConfig, overshooting_losses, world_model_losses
+
+    torch.manual_seed(0)
+    model = tiny_model()
+    batch = random_batch(n=5)
+    losses = world_model_losses(model, batch, LossConfig(overshooting=3))
+    assert losses["overshoot_position_loss"] > 0 and torch.isfinite(losses["loss"])
+    assert "overshoot_reward_loss" not in world_model_losses(model, batch, LossConfig())
+    # Distances: a chunk of 5 frames has 4 + 3 + 2 open-loop predictions for d = 1, 2, 3.
+    task = model.task_vector(batch["task_frame"])
+    post = model.observe(batch["image"], batch["joints"], batch["action"], task, sample=False)
+    calls = []
+    real = model.position_decoder.forward
+    model.position_decoder.forward = lambda x: calls.append(x.shape[0]) or real(x)
+    overshooting_losses(model, post, batch["action"], task, batch["reward"], batch["position"], 3)
+    assert calls == [2 * 4, 2 * 3, 2 * 2]
 
 
 @needs_torch
@@ -194,7 +225,7 @@ def test_a_few_training_steps_reduce_the_loss(episodes_dir):
                               np.random.default_rng(0))
     model = tiny_model()
     mean, std = sampler.reward_stats()
-    model.set_normalisation(np.zeros(14), np.ones(14), 0.2, mean, std)
+    model.set_normalisation(np.zeros(14), np.ones(14), 0.2, mean, std, *sampler.position_stats())
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3, eps=1e-4)
     batch = {k: torch.from_numpy(v) for k, v in sampler.sample(4).items()}
     batch["image"] = batch["image"].permute(0, 1, 4, 2, 3).float()
@@ -248,7 +279,7 @@ def test_training_writes_checkpoints_logs_figures_video_and_model(trained_run):
     steps = [int(line.split(",")[0]) for line in (run / "train_log.csv").read_text().splitlines()[1:]]
     assert steps == [2, 4, 6]
     rows = (run / "open_loop.csv").read_text().splitlines()
-    assert rows[0] == "horizon,image_mse,reward_mae,sequences" and len(rows) == 5      # horizons 1..4
+    assert rows[0] == "horizon,image_mse,reward_mae,target_xy_error,sequences" and len(rows) == 5      # horizons 1..4
     assert read_video_frame_count(run / "open_loop.mp4") > 0
     planner_eps = list((trained_run / "data").glob("train-*_planner_*.npz"))
     assert len(planner_eps) == 2        # steps 3 and 6: --collect-every is saved with the run and kept on resume
@@ -259,7 +290,7 @@ def test_training_writes_checkpoints_logs_figures_video_and_model(trained_run):
 @needs_torch
 def test_metadata_describes_the_model(trained_run):
     meta = json.loads((trained_run / "run" / "onnx" / "metadata.json").read_text())
-    assert meta["format"] == "il_robot.planet" and meta["version"] == 1
+    assert meta["format"] == "il_robot.planet" and meta["version"] == 2
     assert set(meta["models"]) == {"task", "observe", "imagine_h3", "imagine_h12"}
     assert meta["models"]["imagine_h3"]["inputs"]["actions"]["shape"] == ["N", 3, 3]
     assert meta["models"]["observe"]["inputs"]["joints"]["shape"] == ["N", 14]
@@ -347,8 +378,8 @@ def test_policy_plans_with_the_exported_model(trained_run, demo_bag):
     np.testing.assert_allclose(policy.model.task_vector(frame), ref.task_vector(frame), atol=1e-4)
     belief, state = np.zeros((1, 16), np.float32), np.zeros((1, 4), np.float32)
     joints, action = np.linspace(-1, 1, 14), np.array([[0.1, -0.05, 0.0]], np.float32)
-    for got, want in zip(policy.model.observe(belief, state, action, frame, joints),
-                         ref.observe(belief, state, action, frame, joints)):
+    for got, want in zip(policy.model.observe(belief, state, action, frame, joints, policy.task),
+                         ref.observe(belief, state, action, frame, joints, policy.task)):
         np.testing.assert_allclose(got, want, atol=1e-4)
     seqs = np.random.default_rng(1).uniform(-0.2, 0.2, (9, 3, 3))
     np.testing.assert_allclose(policy.model.returns(belief, state, seqs, policy.task),

@@ -46,3 +46,24 @@ def test_scripted_expert_in_process():
         stack = InProcessStack(PushingWorld(make_task("heldout", i)))
         results.append(stack.run_episode(ScriptedPusher(), seed=i, duration=10.0))
     assert sum(r.success for r in results) >= 5, [r.final_distance for r in results]
+
+
+def test_funnel_expert_tells_a_hovering_tip_to_descend():
+    """1.5 cm from the approach point at travel height, the plain expert only creeps closer (it descends
+    past an 8 mm switch); the funnel labeller already says go down, and it still pushes targets home."""
+    from il_robot.policies.base import Observation
+    from il_robot.policies.scripted import Z_HIGH, Phase
+
+    target, goal = np.array([0.45, 0.05, 0.03]), np.array([GOAL_XY[0], GOAL_XY[1], 0.0])
+    plain, funnel = ScriptedPusher(), ScriptedPusher(arrive_radius=0.008, funnel_radius=0.04)
+    d = (goal[:2] - target[:2]) / np.linalg.norm(goal[:2] - target[:2])
+    behind = target[:2] - d * plain._standoff()
+    tip = np.array([*(behind + np.array([0.0, 0.015])), Z_HIGH])
+    obs = Observation(t=0.0, q=np.zeros(7), qd=np.zeros(7), tip=tip, objects={"target": target, "goal": goal})
+    for expert in (plain, funnel):
+        expert.phase = Phase.TRAVEL
+    assert abs(plain.act(obs)[2]) < 0.01
+    assert funnel.act(obs)[2] < -0.1
+    results = [InProcessStack(PushingWorld(make_task("heldout", i))).run_episode(
+        ScriptedPusher(arrive_radius=0.02, funnel_radius=0.04), seed=i, duration=10.0) for i in range(3)]
+    assert sum(r.success for r in results) >= 2, [r.final_distance for r in results]

@@ -24,10 +24,13 @@ from tqdm import tqdm
 
 from il_robot.learning.tecnet_data import CORRECTION_SKILL
 from il_robot.policies.base import Observation, Policy
+from il_robot.policies.scripted import FUNNEL_RADIUS
 
 SEED_BASE = 700_000   # episode seeds SEED_BASE + 1000 * round + task: placements no demo had
 ARRIVE_RADIUS = 0.02  # m: the labelling expert descends within 2 cm of its approach point, not 8 mm: a
                       # learner that hovers 1 cm off would otherwise only ever be told to creep closer
+LABEL_FUNNEL = FUNNEL_RADIUS  # and its travel height falls continuously over the last 4 cm (scripted.py), so
+                              # "descend" grows with closeness instead of appearing at one radius
 
 
 @dataclass
@@ -94,8 +97,9 @@ def run_job(job: CorrectionJob) -> dict:
         first, last = npz["image"][0], npz["image"][-1]
     sentence = model.sentence([model.embed_frames(first, last)])
     seed = SEED_BASE + 1000 * job.round + job.task_index
+    labeller = ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL)
     policy = LearnerWithExpertLabels(lambda obs: model.act(obs.image, obs.q, obs.qd, sentence, obs.tip),
-                                     ScriptedPusher(arrive_radius=ARRIVE_RADIUS), job.beta, np.random.default_rng(seed))
+                                     labeller, job.beta, np.random.default_rng(seed))
     world = PushingWorld(task)
     try:
         result = InProcessStack(world).run_episode(policy, seed, job.duration)

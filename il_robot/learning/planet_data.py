@@ -344,15 +344,17 @@ class SequenceSampler:
                         for e in self.episodes]
         self.joints = [np.concatenate([e.arrays["q"], e.arrays["qd"]], axis=1).astype(np.float32)
                        for e in self.episodes]
+        self.positions = [episode_positions(e) for e in self.episodes]
 
     def chunk(self, index: int, frames: np.ndarray) -> dict[str, np.ndarray]:
         e = self.episodes[index]
         return {"image": e.arrays["image"][frames], "joints": self.joints[index][frames],
                 "action": model_step_actions(e.arrays["action"], frames, self.repeat, self.bound),
-                "reward": self.rewards[index][frames]}
+                "reward": self.rewards[index][frames], "position": self.positions[index][frames]}
 
     def sample(self, batch: int) -> dict[str, np.ndarray]:
-        out: dict[str, list] = {"image": [], "joints": [], "action": [], "reward": [], "task_frame": []}
+        out: dict[str, list] = {"image": [], "joints": [], "action": [], "reward": [], "position": [],
+                                "task_frame": []}
         r, n = self.repeat, self.length
         for _ in range(batch):
             index = int(self.rng.integers(len(self.episodes)))
@@ -368,6 +370,17 @@ class SequenceSampler:
     def reward_stats(self) -> tuple[float, float]:
         every = np.concatenate(self.rewards)
         return float(every.mean()), float(max(every.std(), 1e-3))
+
+    def position_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std (floored at 1 cm) of the auxiliary position targets."""
+        every = np.concatenate(self.positions)
+        return every.mean(0), np.maximum(every.std(0), 1e-2)
+
+
+def episode_positions(e: EpisodeData) -> np.ndarray:
+    """(T, 9) tip, target, distractor positions (m): the auxiliary targets of the world model."""
+    a = e.arrays
+    return np.concatenate([a["tip"], a["target"], a["distractor"]], axis=1).astype(np.float32)
 
 
 def split(episodes: list[EpisodeData], task_set: str) -> list[EpisodeData]:

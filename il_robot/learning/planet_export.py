@@ -25,7 +25,7 @@ from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM, ImagineGraph, 
 from il_robot.learning.planet_train import CONTROL_RATE_HZ, PlanetConfig, load_checkpoint, model_from_checkpoint
 from il_robot.policies.planet import FORMAT, METADATA_FILE, VERSION, imagine_graph
 
-INPUTS = {"task": ["frame"], "observe": ["belief", "state", "action", "image", "joints"],
+INPUTS = {"task": ["frame"], "observe": ["belief", "state", "action", "image", "joints", "task"],
           "imagine": ["belief", "state", "actions", "task"]}
 OUTPUTS = {"task": ["task"], "observe": ["posterior_belief", "posterior_state"], "imagine": ["returns", "rewards"]}
 
@@ -36,7 +36,7 @@ def _shapes(model: PlaNet, horizon: int | None = None) -> dict[str, dict[str, li
     return {
         "task": {"frame": ["N", 3, 64, 64], "task": ["N", t]},
         "observe": {"belief": ["N", b], "state": ["N", s], "action": ["N", ACTION_DIM], "image": ["N", 3, 64, 64],
-                    "joints": ["N", JOINT_DIM], "posterior_belief": ["N", b], "posterior_state": ["N", s]},
+                    "joints": ["N", JOINT_DIM], "task": ["N", t], "posterior_belief": ["N", b], "posterior_state": ["N", s]},
         "imagine": {"belief": ["N", b], "state": ["N", s], "actions": ["N", horizon, ACTION_DIM],
                     "task": ["N", t], "returns": ["N"], "rewards": ["N", horizon]},
     }
@@ -113,7 +113,7 @@ def metadata(ckpt: dict, model: PlaNet, cfg: PlanetConfig, graphs: dict[str, tup
                    "normalise": "(joints - mean) / std, inside the graphs: feed raw values"},
         "latent": {"belief_size": c.belief_size, "state_size": c.state_size,
                    "initial": "zeros for belief, state and the previous action at the episode start",
-                   "filter": "observe.onnx each model step; posterior mean"},
+                   "filter": "observe.onnx each model step (frame, joints, task); posterior mean"},
         "task": {"size": c.task_size, "from": "task.onnx on the last frame of a demo (target at the goal); "
                                               "k demos: mean of their task vectors"},
         "action": {"name": "tip_velocity", "units": "m/s", "frame": "base", "dim": ACTION_DIM,

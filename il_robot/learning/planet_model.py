@@ -6,10 +6,16 @@ observation o_t is the 64x64 camera frame plus the joint state (q, qd); both are
 reconstructed from (h_t, s_t), and the reward r(h_t, s_t, task) is predicted from the latent
 state alone, so planning never decodes an image.
 
-Task conditioning: which of the two objects to push is the task. The reward model gets a
-task vector computed from a demo's last frame (it shows the target at the goal and the
-distractor elsewhere): the observation encoder's conv features of that frame through a
-small MLP (tanh). The reward loss trains the MLP and the shared encoder end to end.
+Task conditioning: which of the two objects to push is the task. A task vector is computed
+from a demo's last frame (it shows the target at the goal and the distractor elsewhere): the
+observation encoder's conv features of that frame through a small MLP (tanh). The posterior
+and the reward model both get it, so the latent can hold the *target's* position rather than
+"an object of some colour", and the dynamics stay task-free (physics does not know roles).
+
+Auxiliary position head (training only, not exported): tip, target and distractor positions
+are decoded from (h, s), on filtered states and on states predicted open loop up to
+`overshooting` steps ahead (rewards too). The image loss is dominated by the arm and the table;
+these terms make the latent, and its dynamics, carry what the reward depends on.
 
 Units at the boundary: images are float 0..255 NCHW, joints raw (rad, rad/s), actions m/s,
 rewards in the reward's units; normalisation constants are buffers of the module, so the
@@ -26,6 +32,7 @@ from torch import nn
 
 ACTION_DIM = 3      # tool-tip linear velocity, m/s
 JOINT_DIM = 14      # q (7) then qd (7)
+POSITION_DIM = 9    # tip, target, distractor (x, y, z), m: privileged, for the auxiliary loss only
 
 
 @dataclass
@@ -131,9 +138,10 @@ class PlaNet(nn.Module):
         self.embed_state_action = nn.Linear(s + ACTION_DIM, hid)
         self.gru = GRUCell(hid, b)
         self.prior = Gaussian(b, hid, s, cfg.min_std)
-        self.posterior = Gaussian(b + e + JOINT_DIM, hid, s, cfg.min_std)
+        self.posterior = Gaussian(b + e + JOINT_DIM + cfg.task_size, hid, s, cfg.min_std)
         self.decoder = ConvDecoder(b + s, d)
         self.joint_decoder = mlp(b + s, hid, JOINT_DIM)
+        self.position_decoder = mlp(b + s, hid, POSITION_DIM)
         self.reward_model = mlp(b + s + cfg.task_size, hid, 1)
         self.task_head = mlp(e, hid, cfg.task_size, layers=1)
         # Normalisation (set from the data before training, saved with the weights).
@@ -142,10 +150,15 @@ class PlaNet(nn.Module):
         self.register_buffer("action_scale", torch.ones(ACTION_DIM))   # m/s per unit: the action bound
         self.register_buffer("reward_mean", torch.zeros(()))
         self.register_buffer("reward_std", torch.ones(()))
+        self.register_buffer("position_mean", torch.zeros(POSITION_DIM))
+        self.register_buffer("position_std", torch.ones(POSITION_DIM))
 
     def set_normalisation(self, joint_mean, joint_std, action_bound: float, reward_mean: float,
-                          reward_std: float) -> None:
+                          reward_std: float, position_mean=None, position_std=None) -> None:
         with torch.no_grad():
+            if position_mean is not None:
+                self.position_mean.copy_(torch.as_tensor(position_mean, dtype=torch.float32))
+                self.position_std.copy_(torch.as_tensor(position_std, dtype=torch.float32))
             self.joint_mean.copy_(torch.as_tensor(joint_mean, dtype=torch.float32))
             self.joint_std.copy_(torch.as_tensor(joint_std, dtype=torch.float32))
             self.action_scale.fill_(float(action_bound))
@@ -161,8 +174,9 @@ class PlaNet(nn.Module):
         x = F.relu(self.embed_state_action(torch.cat([state, action / self.action_scale], dim=-1)))
         return self.gru(x, belief)
 
-    def posterior_from(self, belief: torch.Tensor, features: torch.Tensor, joints: torch.Tensor):
-        return self.posterior(torch.cat([belief, features, self.norm_joints(joints)], dim=-1))
+    def posterior_from(self, belief: torch.Tensor, features: torch.Tensor, joints: torch.Tensor,
+                       task: torch.Tensor):
+        return self.posterior(torch.cat([belief, features, self.norm_joints(joints), task], dim=-1))
 
     def reward_norm(self, belief: torch.Tensor, state: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """Predicted reward, normalised by the data's reward mean/std (what the loss sees)."""
@@ -185,9 +199,10 @@ class PlaNet(nn.Module):
                 torch.zeros(batch, self.cfg.state_size, device=device))
 
     # -- sequences -----------------------------------------------------------------------------------
-    def observe(self, images: torch.Tensor, joints: torch.Tensor, actions: torch.Tensor,
+    def observe(self, images: torch.Tensor, joints: torch.Tensor, actions: torch.Tensor, task: torch.Tensor,
                 sample: bool = True) -> dict[str, torch.Tensor]:
-        """Filter a batch of chunks (B, L, ...): actions[:, t] is the action that led to frame t.
+        """Filter a batch of chunks (B, L, ...) of one task each (task: (B, task_size)): actions[:, t] is
+        the action that led to frame t.
 
         Returns (B, L, ...) beliefs, posterior states and both distributions' parameters."""
         b, n = images.shape[:2]
@@ -198,7 +213,7 @@ class PlaNet(nn.Module):
         for t in range(n):
             belief = self.transition(belief, state, actions[:, t])
             prior_mean, prior_std = self.prior(belief)
-            post_mean, post_std = self.posterior_from(belief, features[:, t], joints[:, t])
+            post_mean, post_std = self.posterior_from(belief, features[:, t], joints[:, t], task)
             state = post_mean + post_std * torch.randn_like(post_std) if sample else post_mean
             for k, v in (("belief", belief), ("state", state), ("prior_mean", prior_mean),
                          ("prior_std", prior_std), ("post_mean", post_mean), ("post_std", post_std)):
@@ -231,6 +246,9 @@ class LossConfig:
     image_weight: float = 1.0
     joint_weight: float = 1.0
     reward_weight: float = 1.0      # on rewards normalised by the data's std
+    position_weight: float = 1.0    # auxiliary: tip/target/distractor positions normalised by the data's std
+    overshooting: int = 0           # predict rewards and positions up to this many steps open loop (0 = off)
+    overshooting_weight: float = 1.0
 
 
 def kl_gaussian(mean_q, std_q, mean_p, std_p) -> torch.Tensor:
@@ -239,31 +257,72 @@ def kl_gaussian(mean_q, std_q, mean_p, std_p) -> torch.Tensor:
     return 0.5 * (var_ratio + ((mean_q - mean_p) / std_p) ** 2 - 1 - torch.log(var_ratio)).sum(-1)
 
 
+def overshooting_losses(model: PlaNet, post: dict[str, torch.Tensor], actions: torch.Tensor, task: torch.Tensor,
+                        reward_target: torch.Tensor, position_target: torch.Tensor,
+                        distance: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reward and position losses of states predicted d = 1..distance steps open loop (prior means, as
+    the planner imagines them) from every filtered state of the chunk, against the truth at t + d."""
+    b, n = actions.shape[:2]
+    belief, state = post["belief"], post["state"]
+    reward_terms, position_terms = [], []
+    for d in range(1, min(distance, n - 1) + 1):
+        m = n - d                                 # starts t = 0 .. m-1, predicting frame t + d
+        belief, state = belief[:, :m], state[:, :m]
+        belief = model.transition(belief.reshape(b * m, -1), state.reshape(b * m, -1),
+                                  actions[:, d:d + m].reshape(b * m, -1))
+        state, _ = model.prior(belief)
+        x = torch.cat([belief, state], dim=-1)
+        task_rows = task[:, None].expand(-1, m, -1).reshape(b * m, -1)
+        predicted = model.reward_norm(belief, state, task_rows)
+        reward_terms.append(0.5 * ((predicted - reward_target[:, d:d + m].reshape(-1)) ** 2))
+        position_terms.append(0.5 * ((model.position_decoder(x) - position_target[:, d:d + m].reshape(b * m, -1))
+                                     ** 2).sum(-1))
+        belief, state = belief.view(b, m, -1), state.view(b, m, -1)
+    if not reward_terms:
+        zero = actions.new_zeros(())
+        return zero, zero
+    return torch.cat(reward_terms).mean(), torch.cat(position_terms).mean()
+
+
 def world_model_losses(model: PlaNet, batch: dict[str, torch.Tensor], cfg: LossConfig) -> dict[str, torch.Tensor]:
-    """Negative ELBO of a batch of chunks (Gaussian likelihoods with unit variance, free nats on the KL).
+    """Negative ELBO of a batch of chunks (Gaussian likelihoods with unit variance, free nats on the KL),
+    plus the auxiliary position terms and, with cfg.overshooting, open-loop reward/position terms.
 
     batch: image (B, L, 3, 64, 64) 0..255, joints (B, L, 14), action (B, L, 3) m/s, reward (B, L),
-    task_frame (B, 3, 64, 64)."""
+    position (B, L, 9) m, task_frame (B, 3, 64, 64)."""
     images = batch["image"]
-    post = model.observe(images, batch["joints"], batch["action"])
+    b, n = images.shape[:2]
+    task = model.task_vector(batch["task_frame"])
+    post = model.observe(images, batch["joints"], batch["action"], task)
     belief, state = post["belief"].flatten(0, 1), post["state"].flatten(0, 1)
     image_mean, joint_mean = model.decode(belief, state)
     image_loss = 0.5 * ((image_mean - scale_image(images.flatten(0, 1))) ** 2).sum((1, 2, 3)).mean()
     joint_loss = 0.5 * ((joint_mean - model.norm_joints(batch["joints"].flatten(0, 1))) ** 2).sum(1).mean()
-    task = model.task_vector(batch["task_frame"])
-    n = images.shape[1]
-    task = task[:, None].expand(-1, n, -1).flatten(0, 1)
-    target = (batch["reward"].flatten() - model.reward_mean) / model.reward_std
-    predicted = model.reward_norm(belief, state, task)
-    reward_loss = 0.5 * ((predicted - target) ** 2).mean()
+    task_rows = task[:, None].expand(-1, n, -1).flatten(0, 1)
+    reward_target = (batch["reward"] - model.reward_mean) / model.reward_std
+    predicted = model.reward_norm(belief, state, task_rows)
+    reward_loss = 0.5 * ((predicted - reward_target.flatten()) ** 2).mean()
+    position_target = (batch["position"] - model.position_mean) / model.position_std
+    position_pred = model.position_decoder(torch.cat([belief, state], dim=-1))
+    position_loss = 0.5 * ((position_pred - position_target.flatten(0, 1)) ** 2).sum(-1).mean()
     kl = kl_gaussian(post["post_mean"], post["post_std"], post["prior_mean"], post["prior_std"])
     kl_loss = kl.clamp_min(cfg.free_nats).mean()
     total = (cfg.image_weight * image_loss + cfg.joint_weight * joint_loss + cfg.reward_weight * reward_loss
-             + cfg.kl_weight * kl_loss)
+             + cfg.position_weight * position_loss + cfg.kl_weight * kl_loss)
+    out = {}
+    if cfg.overshooting > 0:
+        over_reward, over_position = overshooting_losses(model, post, batch["action"], task, reward_target,
+                                                         position_target, cfg.overshooting)
+        total = total + cfg.overshooting_weight * (cfg.reward_weight * over_reward
+                                                   + cfg.position_weight * over_position)
+        out = {"overshoot_reward_loss": over_reward, "overshoot_position_loss": over_position}
     with torch.no_grad():
-        reward_rmse = torch.sqrt(((predicted - target) ** 2).mean()) * model.reward_std
+        reward_rmse = torch.sqrt(((predicted - reward_target.flatten()) ** 2).mean()) * model.reward_std
+        target_error = ((position_pred[:, 3:5] - position_target.flatten(0, 1)[:, 3:5]) * model.position_std[3:5]
+                        ).norm(dim=-1).mean()
     return {"loss": total, "image_loss": image_loss, "joint_loss": joint_loss, "reward_loss": reward_loss,
-            "kl": kl.mean(), "reward_rmse": reward_rmse}
+            "position_loss": position_loss, "kl": kl.mean(), "reward_rmse": reward_rmse,
+            "target_xy_error": target_error, **out}
 
 
 # -- what planning needs, as modules with plain tensor inputs (exported to ONNX; the torch backend) --
@@ -280,16 +339,17 @@ class TaskGraph(nn.Module):
 
 
 class ObserveGraph(nn.Module):
-    """One filtering step: (h_{t-1}, s_{t-1}, a_{t-1} m/s, frame 0..255, joints raw) -> (h_t, posterior mean s_t)."""
+    """One filtering step: (h_{t-1}, s_{t-1}, a_{t-1} m/s, frame 0..255, joints raw, task) -> (h_t, posterior
+    mean s_t)."""
 
     def __init__(self, model: PlaNet):
         super().__init__()
         self.model = model
 
-    def forward(self, belief, state, action, image, joints):
+    def forward(self, belief, state, action, image, joints, task):
         m = self.model
         belief = m.transition(belief, state, action)
-        mean, _ = m.posterior_from(belief, m.encoder(image), joints)
+        mean, _ = m.posterior_from(belief, m.encoder(image), joints, task)
         return belief, mean
 
 
@@ -324,10 +384,11 @@ class TorchBackend:
         return self._task(self._image(frame))[0].numpy()
 
     @torch.no_grad()
-    def observe(self, belief, state, action, image, joints):
+    def observe(self, belief, state, action, image, joints, task):
         f = torch.as_tensor
         b, s = self._observe(f(belief), f(state), f(action, dtype=torch.float32).reshape(1, ACTION_DIM),
-                             self._image(image), f(joints, dtype=torch.float32).reshape(1, JOINT_DIM))
+                             self._image(image), f(joints, dtype=torch.float32).reshape(1, JOINT_DIM),
+                             f(task, dtype=torch.float32).reshape(1, -1))
         return b.numpy(), s.numpy()
 
     @torch.no_grad()

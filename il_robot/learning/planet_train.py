@@ -38,12 +38,14 @@ from il_robot.policies.cem import CEMConfig
 from il_robot.policies.planet import LatentMPC
 
 CHECKPOINT_FORMAT = "il_robot.planet.checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2        # 2: task-conditioned posterior, position head
 CONTROL_RATE_HZ = 20.0       # camera / policy rate of the episodes (data rows)
 JOINT_STD_FLOOR = 1e-2
-TRAIN_COLUMNS = ("step", "wall_time", "steps_per_s", "loss", "image_loss", "joint_loss", "reward_loss", "kl",
-                 "reward_rmse", "episodes", "planner_final_distance", "planner_success")
-VAL_COLUMNS = ("step", "val_image_mse_filtered", "val_image_mse_open_loop", "val_reward_mae_open_loop")
+TRAIN_COLUMNS = ("step", "wall_time", "steps_per_s", "loss", "image_loss", "joint_loss", "reward_loss",
+                 "position_loss", "overshoot_reward_loss", "overshoot_position_loss", "kl", "reward_rmse",
+                 "target_xy_error", "episodes", "planner_final_distance", "planner_success")
+VAL_COLUMNS = ("step", "val_image_mse_filtered", "val_image_mse_open_loop", "val_reward_mae_open_loop",
+               "val_target_error_open_loop")
 
 
 @dataclass
@@ -142,6 +144,9 @@ def load_checkpoint(path: str | Path) -> dict:
         raise ValueError(f"{path} is not a PlaNet checkpoint (format {CHECKPOINT_FORMAT})")
     if ckpt.get("version", 0) > CHECKPOINT_VERSION:
         raise ValueError(f"{path}: checkpoint version {ckpt['version']} is newer than this code reads")
+    if ckpt.get("version", 0) < CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: checkpoint version {ckpt.get('version')} predates the task-conditioned posterior "
+                         f"(version {CHECKPOINT_VERSION}); retrain with this code")
     return ckpt
 
 
@@ -217,19 +222,21 @@ def open_loop(model: PlaNet, episodes: list[data.EpisodeData], cfg: PlanetConfig
     frames_idx = np.arange(c + horizon) * r
     sampler_rng = np.random.default_rng(0)
     tf = data.TaskFrames(usable)
-    batch: dict[str, list] = {"image": [], "joints": [], "action": [], "reward": [], "task_frame": []}
+    batch: dict[str, list] = {"image": [], "joints": [], "action": [], "reward": [], "position": [],
+                              "task_frame": []}
     for i, e in enumerate(usable):
         batch["image"].append(e.arrays["image"][frames_idx])
         batch["joints"].append(np.concatenate([e.arrays["q"], e.arrays["qd"]], axis=1)[frames_idx])
         batch["action"].append(data.model_step_actions(e.arrays["action"], frames_idx, r, cfg.data.action_bound))
         batch["reward"].append(reward(e.arrays["tip"], e.arrays["target"], cfg.reward)[frames_idx])
+        batch["position"].append(data.episode_positions(e)[frames_idx])
         batch["task_frame"].append(tf.frame(i, sampler_rng))
     t = {k: torch.from_numpy(np.stack(v).astype(np.float32)).to(device) for k, v in batch.items()}
     images = t["image"].permute(0, 1, 4, 2, 3)
     was_training = model.training
     model.eval()
-    post = model.observe(images[:, :c], t["joints"][:, :c], t["action"][:, :c], sample=False)
     task = model.task_vector(t["task_frame"].permute(0, 3, 1, 2))
+    post = model.observe(images[:, :c], t["joints"][:, :c], t["action"][:, :c], task, sample=False)
     imagined = model.imagine(post["belief"][:, -1], post["state"][:, -1], t["action"][:, c:], task)
     n = len(usable)
     recon, _ = model.decode(post["belief"].flatten(0, 1), post["state"].flatten(0, 1))
@@ -240,11 +247,15 @@ def open_loop(model: PlaNet, episodes: list[data.EpisodeData], cfg: PlanetConfig
     filtered_mse = ((recon - real[:, :c]) ** 2).mean((2, 3, 4))
     image_mse = ((predicted - real[:, c:]) ** 2).mean((0, 2, 3, 4))
     reward_mae = (imagined["reward"] - t["reward"][:, c:]).abs().mean(0)
+    positions = model.position_decoder(torch.cat([imagined["belief"], imagined["state"]], -1))
+    positions = positions * model.position_std + model.position_mean
+    target_error = (positions[..., 3:5] - t["position"][:, c:, 3:5]).norm(dim=-1).mean(0)
     if was_training:
         model.train()
     model_frames = torch.cat([recon, predicted], dim=1).permute(0, 1, 3, 4, 2).mul(255).round().byte().cpu().numpy()
     return {"context": c, "horizon": np.arange(1, horizon + 1), "image_mse": image_mse.cpu().numpy(),
-            "reward_mae": reward_mae.cpu().numpy(), "filtered_mse": float(filtered_mse.mean()),
+            "reward_mae": reward_mae.cpu().numpy(), "target_error": target_error.cpu().numpy(),
+            "filtered_mse": float(filtered_mse.mean()),
             "real": np.stack(batch["image"]), "model": model_frames, "sequences": n}
 
 
@@ -266,11 +277,13 @@ def write_open_loop(out: Path, result: dict, cfg: PlanetConfig) -> dict:
     from il_robot.learning.planet_plots import plot_open_loop
     from il_robot.video import write_video
 
-    rows = [{"horizon": int(h), "image_mse": float(m), "reward_mae": float(r), "sequences": result["sequences"]}
-            for h, m, r in zip(result["horizon"], result["image_mse"], result["reward_mae"])]
+    rows = [{"horizon": int(h), "image_mse": float(m), "reward_mae": float(r), "target_error": float(p),
+             "sequences": result["sequences"]}
+            for h, m, r, p in zip(result["horizon"], result["image_mse"], result["reward_mae"], result["target_error"])]
     with open(out / "open_loop.csv", "w") as f:
-        f.write("horizon,image_mse,reward_mae,sequences\n")
-        f.writelines(f"{r['horizon']},{r['image_mse']:.6g},{r['reward_mae']:.6g},{r['sequences']}\n" for r in rows)
+        f.write("horizon,image_mse,reward_mae,target_xy_error,sequences\n")
+        f.writelines(f"{r['horizon']},{r['image_mse']:.6g},{r['reward_mae']:.6g},{r['target_error']:.6g},"
+                     f"{r['sequences']}\n" for r in rows)
     paths = {"csv": str(out / "open_loop.csv"),
              "png": str(plot_open_loop(result["horizon"], result["image_mse"], result["reward_mae"],
                                        result["context"], out / "open_loop.png"))}
@@ -287,7 +300,7 @@ def _normalisation(model: PlaNet, train: list[data.EpisodeData], sampler: data.S
     joints = np.concatenate([np.concatenate([e.arrays["q"], e.arrays["qd"]], axis=1) for e in train])
     mean, std = sampler.reward_stats()
     model.set_normalisation(joints.mean(0), np.maximum(joints.std(0), JOINT_STD_FLOOR), cfg.data.action_bound,
-                            mean, std)
+                            mean, std, *sampler.position_stats())
 
 
 def train(data_dir: str | Path, out_dir: str | Path, cfg: PlanetConfig | None = None, steps: int | None = None,
@@ -402,14 +415,16 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PlanetConfig | None = 
                                "episodes": len(episodes), **means, **planner_row})
                 planner_row = {}
                 bar.set_postfix(loss=f"{means['loss']:.1f}", kl=f"{means['kl']:.2f}",
-                                r_rmse=f"{means['reward_rmse']:.4f}", steps_s=f"{rate:.2f}")
+                                r_rmse=f"{means['reward_rmse']:.4f}", tgt=f"{means['target_xy_error']:.3f}",
+                                steps_s=f"{rate:.2f}")
                 window, window_start, window_steps = {}, now, 0
             if step % cfg.train.eval_every == 0 or step == cfg.train.steps:
                 result = open_loop(model, val_eps, cfg, dev)
                 if result is not None:
                     val_log.add({"step": step, "val_image_mse_filtered": result["filtered_mse"],
                                  "val_image_mse_open_loop": float(result["image_mse"].mean()),
-                                 "val_reward_mae_open_loop": float(result["reward_mae"].mean())})
+                                 "val_reward_mae_open_loop": float(result["reward_mae"].mean()),
+                                 "val_target_error_open_loop": float(result["target_error"].mean())})
             if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
                 checkpoint()
     except KeyboardInterrupt:
@@ -433,6 +448,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PlanetConfig | None = 
     result = open_loop(model, val_eps, cfg, dev)
     if result is not None:
         summary["open_loop"] = {"image_mse": result["image_mse"].tolist(), "reward_mae": result["reward_mae"].tolist(),
+                                "target_xy_error": result["target_error"].tolist(),
                                 "context": result["context"], **write_open_loop(out, result, cfg)}
     if export:
         from il_robot.learning.planet_export import export_planet

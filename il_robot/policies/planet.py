@@ -1,7 +1,7 @@
 """PlaNet policy at run time: latent-model MPC on exported ONNX graphs, conditioned on a demo bag.
 
 Each model step (every `action_repeat` control ticks) the belief is filtered with the
-posterior on the current frame and joint state (observe.onnx), then the CEM planner scores
+posterior on the current frame, joint state and task (observe.onnx), then the CEM planner scores
 J candidate action sequences in one call of imagine_h<H>.onnx (prior + reward model
 unrolled over the horizon) and the first action of the refined plan is held until the
 next model step. The task is a vector from the demo's last frame (task.onnx), computed
@@ -30,7 +30,7 @@ from il_robot.policies.onnx_session import create_session, read_model_metadata, 
 log = logging.getLogger(__name__)
 
 FORMAT = "il_robot.planet"
-VERSION = 1
+VERSION = 2                         # 2: observe.onnx takes the task vector (task-conditioned posterior)
 DEFAULT_MODEL = "planet"            # under the package's models/ directory
 METADATA_FILE = "metadata.json"
 N_JOINTS = 7
@@ -39,7 +39,7 @@ ACTION_DIM = 3
 # graph -> inputs/outputs this code feeds and reads (None: size read from the metadata)
 EXPECTED_IO = {
     "task": {"inputs": ("frame",), "outputs": ("task",)},
-    "observe": {"inputs": ("belief", "state", "action", "image", "joints"),
+    "observe": {"inputs": ("belief", "state", "action", "image", "joints", "task"),
                 "outputs": ("posterior_belief", "posterior_state")},
     "imagine": {"inputs": ("belief", "state", "actions", "task"), "outputs": ("returns", "rewards")},
 }
@@ -58,7 +58,7 @@ class LatentBackend(Protocol):
     state_size: int
 
     def observe(self, belief: np.ndarray, state: np.ndarray, action: np.ndarray, image: np.ndarray,
-                joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+                joints: np.ndarray, task: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
     def returns(self, belief: np.ndarray, state: np.ndarray, actions: np.ndarray,
                 task: np.ndarray) -> np.ndarray: ...
@@ -86,7 +86,7 @@ class LatentMPC:
         """Tip velocity (3,) m/s for this control tick."""
         if self.tick % self.repeat == 0:
             self.belief, self.state = self.backend.observe(
-                self.belief, self.state, self.action.astype(np.float32)[None], image, joints)
+                self.belief, self.state, self.action.astype(np.float32)[None], image, joints, task)
             plan = self.planner.plan(lambda a: self.backend.returns(self.belief, self.state, a, task))
             action = plan[0]
             if self.noise > 0:
@@ -148,7 +148,7 @@ class PlanetModel:
         b, s, t, hh, ww = self.belief_size, self.state_size, self.task_size, self.height, self.width
         return {"task": {"frame": ["N", 3, hh, ww], "task": ["N", t]},
                 "observe": {"belief": ["N", b], "state": ["N", s], "action": ["N", ACTION_DIM],
-                            "image": ["N", 3, hh, ww], "joints": ["N", JOINT_DIM],
+                            "image": ["N", 3, hh, ww], "joints": ["N", JOINT_DIM], "task": ["N", t],
                             "posterior_belief": ["N", b], "posterior_state": ["N", s]},
                 "imagine": {"belief": ["N", b], "state": ["N", s], "actions": ["N", "H", ACTION_DIM],
                             "task": ["N", t], "returns": ["N"], "rewards": ["N", "H"]}}[kind]
@@ -195,7 +195,8 @@ class PlanetModel:
             task = self.task_vector(blank)
             belief = np.zeros((1, self.belief_size), np.float32)
             state = np.zeros((1, self.state_size), np.float32)
-            belief, state = self.observe(belief, state, np.zeros((1, 3), np.float32), blank, np.zeros(JOINT_DIM))
+            belief, state = self.observe(belief, state, np.zeros((1, 3), np.float32), blank, np.zeros(JOINT_DIM),
+                                         task)
             returns = self.returns(belief, state, np.zeros((2, self.planner.horizon, 3)), task)
         except PolicyLoadError:
             raise
@@ -215,7 +216,7 @@ class PlanetModel:
     def task_from_demo(self, bag: str | Path) -> np.ndarray:
         return self.task_vector(demo_images(bag)[-1])
 
-    def observe(self, belief, state, action, image, joints):
+    def observe(self, belief, state, action, image, joints, task):
         joints = np.asarray(joints, np.float64).ravel()
         if joints.size != JOINT_DIM:
             raise ValueError(f"expected {N_JOINTS} joint positions and velocities, got {joints.size} values")
@@ -223,7 +224,8 @@ class PlanetModel:
             raise ValueError("joint state holds NaN/Inf")
         feeds = {"belief": np.asarray(belief, np.float32), "state": np.asarray(state, np.float32),
                  "action": np.asarray(action, np.float32).reshape(1, ACTION_DIM),
-                 "image": image_batch(image, height=self.height, width=self.width), "joints": joints.astype(np.float32)[None]}
+                 "image": image_batch(image, height=self.height, width=self.width),
+                 "joints": joints.astype(np.float32)[None], "task": np.asarray(task, np.float32).reshape(1, -1)}
         belief, state = self.observe_session.run(None, feeds)
         return belief, state
 

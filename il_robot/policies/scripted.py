@@ -5,6 +5,12 @@ feedback on the line (slowing while off it), and back off and re-approach when
 the object slips off the tool, unless it is already close to the goal. Few
 phase changes make demos that a policy can imitate from pixels. It needs
 privileged state, so it runs in simulation only.
+
+With `funnel_radius` the travel height falls linearly to the push height over
+the last `funnel_radius` metres to the approach point, so "go down" is a
+continuous function of the tip's position instead of a switch at a few
+millimetres: what a labeller for a learner that arrives imprecisely needs (a
+learner hovering 1 cm off is told to descend, not only to creep closer).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ LATERAL_GAIN = 6.0     # sideways correction while pushing (1/s); 10 oscillates 
 LOST_LATERAL = 0.6     # contact counts as lost beyond this fraction of the target radius (+1 cm) off the line
 ARRIVE_RADIUS = 0.008  # m: descend once this close (xy) to the point behind the target
 DESCEND_SPEED = 0.12   # m/s, the least descent speed (a pure P-law crawls over its last centimetres)
+FUNNEL_RADIUS = 0.04   # m: narrow enough that a tip crossing the target (a standoff, 3.5 cm or more, from the
+                       # approach point) is still well above it
 
 
 class Phase(enum.Enum):
@@ -41,9 +49,10 @@ class ScriptedPusher(Policy):
     needs_privileged = True
 
     def __init__(self, config: PolicyConfig | None = None, push_speed: float = PUSH_SPEED,
-                 arrive_radius: float = ARRIVE_RADIUS):
+                 arrive_radius: float = ARRIVE_RADIUS, funnel_radius: float | None = None):
         self.push_speed = push_speed
         self.arrive_radius = arrive_radius
+        self.funnel_radius = funnel_radius
         self.reset({})
 
     def reset(self, context: dict) -> None:
@@ -55,6 +64,11 @@ class ScriptedPusher(Policy):
 
     def _standoff(self) -> float:
         return self.target_radius + TOOL_RADIUS + 0.012
+
+    def _travel_height(self, distance_xy: float) -> float:
+        if not self.funnel_radius:
+            return Z_HIGH
+        return Z_PUSH + (Z_HIGH - Z_PUSH) * min(1.0, distance_xy / self.funnel_radius)
 
     def act(self, obs: Observation) -> np.ndarray:
         if "target" not in obs.objects or "goal" not in obs.objects:
@@ -97,7 +111,7 @@ class ScriptedPusher(Policy):
             else:
                 return np.array([0.0, 0.0, 4.0 * (Z_HIGH - tip[2]) + 0.05])
         if self.phase is Phase.TRAVEL:
-            err = np.array([*(behind - tip[:2]), Z_HIGH - tip[2]])
+            err = np.array([*(behind - tip[:2]), self._travel_height(np.linalg.norm(behind - tip[:2])) - tip[2]])
             if np.linalg.norm(err[:2]) < self.arrive_radius:
                 self.phase = Phase.DESCEND
             else:
