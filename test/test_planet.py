@@ -147,7 +147,8 @@ def test_collected_episodes_hold_what_training_needs(episodes_dir):
 def tiny_model():
     from il_robot.learning.planet_model import ModelConfig, PlaNet
 
-    return PlaNet(ModelConfig(conv_depth=4, belief_size=16, state_size=4, hidden_size=16, task_size=4))
+    return PlaNet(ModelConfig(conv_depth=4, belief_size=16, state_size=4, hidden_size=16, task_size=4,
+                              keypoint_layers=(1, 2)))
 
 
 def random_batch(b=2, n=4, seed=0):

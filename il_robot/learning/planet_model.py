@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from il_robot.learning.keypoints import spatial_softmax
+
 ACTION_DIM = 3      # tool-tip linear velocity, m/s
 JOINT_DIM = 14      # q (7) then qd (7)
 POSITION_DIM = 9    # tip, target, distractor (x, y, z), m: privileged, for the auxiliary loss only
@@ -43,8 +45,9 @@ class ModelConfig:
     belief_size: int = 200      # GRU (deterministic) state
     state_size: int = 30        # stochastic state
     hidden_size: int = 200      # dense layers of the transition, posterior, reward, task head
-    task_size: int = 32         # task vector fed to the reward model
+    task_size: int = 32         # task vector fed to the posterior and the reward model
     min_std: float = 0.1        # floor of the prior and posterior standard deviations
+    keypoint_layers: tuple[int, ...] = ()   # conv layers (1..4) whose spatial-softmax keypoints join the features
 
 
 def scale_image(x: torch.Tensor) -> torch.Tensor:
@@ -53,20 +56,31 @@ def scale_image(x: torch.Tensor) -> torch.Tensor:
 
 
 class ConvEncoder(nn.Module):
-    """Four 4x4 stride-2 convs with ReLU: 64 -> 31 -> 14 -> 6 -> 2, flattened (32 * depth features)."""
+    """Four 4x4 stride-2 convs with ReLU: 64 -> 31 -> 14 -> 6 -> 2, flattened (32 * depth features),
+    plus the spatial-softmax keypoints (x, y per channel, learned sharpness) of `keypoint_layers`:
+    the 2x2 last map holds where the small objects are only implicitly, keypoints of the 31x31 and
+    14x14 maps give it as coordinates."""
 
-    def __init__(self, depth: int):
+    def __init__(self, depth: int, keypoint_layers: tuple[int, ...] = ()):
         super().__init__()
-        self.convs = nn.ModuleList(
-            nn.Conv2d(c_in, c_out, 4, 2) for c_in, c_out in zip((3, depth, 2 * depth, 4 * depth),
-                                                                 (depth, 2 * depth, 4 * depth, 8 * depth)))
-        self.out_features = 8 * depth * 2 * 2
+        chans = (depth, 2 * depth, 4 * depth, 8 * depth)
+        self.convs = nn.ModuleList(nn.Conv2d(c_in, c_out, 4, 2) for c_in, c_out in zip((3, *chans[:3]), chans))
+        self.keypoint_layers = tuple(sorted({int(k) for k in keypoint_layers}))
+        if any(not 1 <= k <= len(chans) for k in self.keypoint_layers):
+            raise ValueError(f"keypoint_layers {list(keypoint_layers)}: each must be in 1..{len(chans)}")
+        self.keypoint_log_gain = nn.ParameterDict(
+            {str(k): nn.Parameter(torch.full((chans[k - 1],), 1.5)) for k in self.keypoint_layers})
+        self.out_features = 8 * depth * 2 * 2 + sum(2 * chans[k - 1] for k in self.keypoint_layers)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         h = scale_image(image)
-        for conv in self.convs:
-            h = F.relu(conv(h))
-        return h.flatten(1)
+        keypoints = []
+        for i, conv in enumerate(self.convs):
+            h = conv(h)
+            if i + 1 in self.keypoint_layers:
+                keypoints.append(spatial_softmax(h, self.keypoint_log_gain[str(i + 1)]))
+            h = F.relu(h)
+        return torch.cat([h.flatten(1), *keypoints], dim=1)
 
 
 class ConvDecoder(nn.Module):
@@ -133,7 +147,7 @@ class PlaNet(nn.Module):
             raise ValueError("the conv encoder/decoder are built for 64x64 images")
         self.cfg = cfg
         d, s, b, hid = cfg.conv_depth, cfg.state_size, cfg.belief_size, cfg.hidden_size
-        self.encoder = ConvEncoder(d)
+        self.encoder = ConvEncoder(d, tuple(cfg.keypoint_layers))
         e = self.encoder.out_features
         self.embed_state_action = nn.Linear(s + ACTION_DIM, hid)
         self.gru = GRUCell(hid, b)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from il_robot.learning.keypoints import spatial_softmax
 from il_robot.policies.tecnet_state import layout_for, state_size
 
 ACTION_DIM = 3      # tool-tip linear velocity, normalised by the caller
@@ -58,25 +59,6 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
 def sentence_from(embeddings: torch.Tensor) -> torch.Tensor:
     """Task sentence from support embeddings (..., S, D): the normalised mean."""
     return normalise(embeddings.mean(dim=-2))
-
-
-def spatial_softmax(h: torch.Tensor, log_gain: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, C, H, W) -> (B, 2C): the expected (x, y) in [-1, 1] of each channel's softmax over space.
-
-    Where things are is what pushing needs; keypoints give it to the fully connected layers
-    as numbers instead of leaving it spread over a flattened feature map. `log_gain` (C,) sharpens
-    each channel's softmax: normalised features are about unit scale, and a softmax of those over
-    a thousand pixels is nearly flat, pulling every keypoint towards the image centre.
-    """
-    b, c, height, width = h.shape
-    if log_gain is not None:
-        h = h * log_gain.exp()[None, :, None, None]
-    weights = torch.softmax(h.flatten(2), dim=-1).view(b, c, height, width)
-    xs = torch.linspace(-1.0, 1.0, width, dtype=h.dtype, device=h.device)
-    ys = torch.linspace(-1.0, 1.0, height, dtype=h.dtype, device=h.device)
-    x = (weights.sum(dim=2) * xs).sum(dim=-1)
-    y = (weights.sum(dim=3) * ys).sum(dim=-1)
-    return torch.cat([x, y], dim=1)
 
 
 class ConvEncoder(nn.Module):
