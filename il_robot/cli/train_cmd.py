@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
                       set_example="data.batch_size=16", resumable="--steps and --collect-every may change")
     pl.add_argument("--collect-every", type=int, metavar="N",
                     help="planner episodes every N training steps (overrides collect.every; 0 = none)")
+    pl.add_argument("--init-from", metavar="CKPT",
+                    help="start a new run from this checkpoint's weights and normalisation (same model sizes; "
+                         "an auxiliary head the new config adds starts fresh)")
     pl.set_defaults(func=run_planet)
 
 
@@ -100,12 +103,12 @@ def run_planet(args) -> int:
         from il_robot.learning import planet_train
     except ImportError as err:
         raise RuntimeError(f"{TORCH_HINT} ({err})") from None
-    if args.resume and (args.config or args.set):
-        raise ValueError("--resume continues with the run's own config; drop --config/--set")
+    if args.resume and (args.config or args.set or args.init_from):
+        raise ValueError("--resume continues with the run's own config and weights; drop --config/--set/--init-from")
     cfg = None if args.resume else planet_train.load_config(args.config or default_config("planet"), args.set)
     summary = planet_train.train(args.data, args.out, cfg, steps=args.steps, device=args.device, resume=args.resume,
                                  progress=not args.quiet, export=not args.no_export,
-                                 collect_every=args.collect_every)
+                                 collect_every=args.collect_every, init_from=args.init_from)
     final = summary.get("final_train") or {}
     if final:
         print(f"step {final['step']}: loss {float(final['loss']):.1f} (image {float(final['image_loss']):.1f}, "

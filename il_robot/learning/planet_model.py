@@ -156,6 +156,10 @@ class PlaNet(nn.Module):
         self.decoder = ConvDecoder(b + s, d)
         self.joint_decoder = mlp(b + s, hid, JOINT_DIM)
         self.position_decoder = mlp(b + s, hid, POSITION_DIM)
+        # Training only: target and distractor positions from one frame's features and the task, so the
+        # encoder learns to find the objects directly, not only through the filter (which can lean on
+        # "the tip is low, so it is pushing the target").
+        self.frame_position_head = mlp(e + cfg.task_size, hid, POSITION_DIM - 3)
         self.reward_model = mlp(b + s + cfg.task_size, hid, 1)
         self.task_head = mlp(e, hid, cfg.task_size, layers=1)
         # Normalisation (set from the data before training, saved with the weights).
@@ -232,7 +236,7 @@ class PlaNet(nn.Module):
             for k, v in (("belief", belief), ("state", state), ("prior_mean", prior_mean),
                          ("prior_std", prior_std), ("post_mean", post_mean), ("post_std", post_std)):
                 out[k].append(v)
-        return {k: torch.stack(v, dim=1) for k, v in out.items()}
+        return {**{k: torch.stack(v, dim=1) for k, v in out.items()}, "features": features}
 
     def imagine(self, belief: torch.Tensor, state: torch.Tensor, actions: torch.Tensor,
                 task: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -261,6 +265,7 @@ class LossConfig:
     joint_weight: float = 1.0
     reward_weight: float = 1.0      # on rewards normalised by the data's std
     position_weight: float = 1.0    # auxiliary: tip/target/distractor positions normalised by the data's std
+    frame_position_weight: float = 0.0   # auxiliary: target/distractor positions from each frame's features alone
     overshooting: int = 0           # predict rewards and positions up to this many steps open loop (0 = off)
     overshooting_weight: float = 1.0
 
@@ -324,6 +329,11 @@ def world_model_losses(model: PlaNet, batch: dict[str, torch.Tensor], cfg: LossC
     total = (cfg.image_weight * image_loss + cfg.joint_weight * joint_loss + cfg.reward_weight * reward_loss
              + cfg.position_weight * position_loss + cfg.kl_weight * kl_loss)
     out = {}
+    if cfg.frame_position_weight > 0:
+        frame_pred = model.frame_position_head(torch.cat([post["features"].flatten(0, 1), task_rows], dim=-1))
+        frame_loss = 0.5 * ((frame_pred - position_target.flatten(0, 1)[:, 3:]) ** 2).sum(-1).mean()
+        total = total + cfg.frame_position_weight * frame_loss
+        out["frame_position_loss"] = frame_loss
     if cfg.overshooting > 0:
         over_reward, over_position = overshooting_losses(model, post, batch["action"], task, reward_target,
                                                          position_target, cfg.overshooting)

@@ -42,7 +42,7 @@ CHECKPOINT_VERSION = 2        # 2: task-conditioned posterior, position head
 CONTROL_RATE_HZ = 20.0       # camera / policy rate of the episodes (data rows)
 JOINT_STD_FLOOR = 1e-2
 TRAIN_COLUMNS = ("step", "wall_time", "steps_per_s", "loss", "image_loss", "joint_loss", "reward_loss",
-                 "position_loss", "overshoot_reward_loss", "overshoot_position_loss", "kl", "reward_rmse",
+                 "position_loss", "frame_position_loss", "overshoot_reward_loss", "overshoot_position_loss", "kl", "reward_rmse",
                  "target_xy_error", "episodes", "planner_final_distance", "planner_success")
 VAL_COLUMNS = ("step", "val_image_mse_filtered", "val_image_mse_open_loop", "val_reward_mae_open_loop",
                "val_target_error_open_loop")
@@ -303,9 +303,23 @@ def _normalisation(model: PlaNet, train: list[data.EpisodeData], sampler: data.S
                             mean, std, *sampler.position_stats())
 
 
+def _start_from(model: PlaNet, path: str | Path) -> None:
+    """Weights and normalisation of another run's checkpoint (same model sizes); parts this config adds
+    (a new auxiliary head) start fresh, and the step count and optimiser start over."""
+    source = load_checkpoint(path)
+    if config_from_dict(source["config"]).model != model.cfg:
+        raise ValueError(f"--init-from {path}: its model settings differ from this config's "
+                         f"({config_from_dict(source['config']).model} vs {model.cfg})")
+    missing, unexpected = model.load_state_dict(source["model"], strict=False)
+    if unexpected:
+        raise ValueError(f"--init-from {path}: weights this model does not have: {unexpected}")
+    if missing:
+        print(f"--init-from: new parts start fresh: {sorted({k.split('.')[0] for k in missing})}", flush=True)
+
+
 def train(data_dir: str | Path, out_dir: str | Path, cfg: PlanetConfig | None = None, steps: int | None = None,
           device: str = "cpu", resume: bool = False, progress: bool = True, export: bool = True,
-          collect_every: int | None = None) -> dict:
+          collect_every: int | None = None, init_from: str | Path | None = None) -> dict:
     """Train (or resume) PlaNet; returns the summary also written to OUT/summary.json."""
     out, data_dir = Path(out_dir), Path(data_dir)
     last_path = out / "checkpoints" / "last.pt"
@@ -351,6 +365,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PlanetConfig | None = 
         step, train_seconds = ckpt["step"], float(ckpt.get("train_seconds", 0.0))
         rng.bit_generator.state = ckpt["rng"]["numpy"]
         torch.set_rng_state(ckpt["rng"]["torch"])
+    elif init_from:
+        _start_from(model, init_from)
     else:
         _normalisation(model, train_eps, sampler, cfg)
     out.mkdir(parents=True, exist_ok=True)
