@@ -527,3 +527,22 @@ def test_config_file_loads_and_typos_are_errors(tmp_path):
         load_config(None, ["planner.horizn=4"])
     with pytest.raises(ValueError, match="top_k"):
         check_config(load_config(None, ["planner.top_k=2000"]))
+
+
+def test_hue_augment_turns_a_chunk_and_its_task_frame_together(episodes_dir):
+    """A turned chunk shows other object colours in its frames and in its task frame alike (one task,
+    new colours); the table, arm and goal pixels stay as they were."""
+    import cv2
+
+    from il_robot.learning.planet_data import SequenceSampler, load_episodes
+    from il_robot.learning.planet_reward import RewardConfig
+
+    episodes = load_episodes(episodes_dir)
+    plain = SequenceSampler(episodes, 2, 5, 0.2, RewardConfig(), np.random.default_rng(3)).sample(1)
+    turned = SequenceSampler(episodes, 2, 5, 0.2, RewardConfig(), np.random.default_rng(3), hue_augment=1.0).sample(1)
+    np.testing.assert_array_equal(plain["position"], turned["position"])      # the same chunk
+    for before, after in ((plain["image"][0, 0], turned["image"][0, 0]), (plain["task_frame"][0], turned["task_frame"][0])):
+        changed = np.any(before != after, axis=-1)
+        assert 0 < changed.mean() < 0.1
+        saturation = cv2.cvtColor(before, cv2.COLOR_RGB2HSV)[..., 1]
+        assert np.all(saturation[changed] > 100)        # only coloured (object) pixels turned

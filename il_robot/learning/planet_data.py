@@ -333,8 +333,9 @@ class SequenceSampler:
     task frame. The RSSM starts every chunk from a zero state, as PlaNet does."""
 
     def __init__(self, episodes: list[EpisodeData], repeat: int, length: int, bound: float,
-                 reward_cfg: RewardConfig, rng: np.random.Generator):
+                 reward_cfg: RewardConfig, rng: np.random.Generator, hue_augment: float = 0.0):
         self.repeat, self.length, self.bound, self.reward_cfg, self.rng = repeat, length, bound, reward_cfg, rng
+        self.hue_augment = hue_augment
         self.episodes = [e for e in episodes if (e.length - 1) // repeat + 1 >= length]
         if not self.episodes:
             raise ValueError(f"no episode has {length} model steps of {repeat} frames "
@@ -362,10 +363,23 @@ class SequenceSampler:
             phase = int(self.rng.integers(min(r, e.length - (n - 1) * r)))
             steps = (e.length - 1 - phase) // r + 1
             k0 = int(self.rng.integers(steps - n + 1))
-            for k, v in self.chunk(index, phase + (k0 + np.arange(n)) * r).items():
+            chunk = self.chunk(index, phase + (k0 + np.arange(n)) * r)
+            task_frame = self.task_frames.frame(index, self.rng)
+            if self.hue_augment and self.rng.uniform() < self.hue_augment:
+                chunk["image"], task_frame = self._turned(chunk["image"], task_frame)
+            for k, v in chunk.items():
                 out[k].append(v)
-            out["task_frame"].append(self.task_frames.frame(index, self.rng))
+            out["task_frame"].append(task_frame)
         return {k: np.stack(v) for k, v in out.items()}
+
+    def _turned(self, images: np.ndarray, task_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's frames and its task frame with the objects' hue turned by one random angle: a new
+        pair of object colours, the same task (the goal, table and arm keep theirs)."""
+        from il_robot.learning.tecnet_data import turn_hue
+
+        stack = np.concatenate([images, task_frame[None]])
+        turned = turn_hue(stack, np.full(len(stack), int(self.rng.integers(1, 180))))
+        return turned[:-1], turned[-1]
 
     def reward_stats(self) -> tuple[float, float]:
         every = np.concatenate(self.rewards)

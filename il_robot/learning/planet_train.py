@@ -54,6 +54,7 @@ class DataConfig:
     action_bound: float = 0.2       # m/s per axis: the planner's box; recorded actions are clipped into it
     batch_size: int = 50            # B chunks per step (paper 50)
     chunk_length: int = 50          # L model steps per chunk (paper 50)
+    hue_augment: float = 0.0        # share of chunks whose objects (and task frame) get one random hue turn
 
 
 @dataclass
@@ -354,7 +355,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PlanetConfig | None = 
     rng = np.random.default_rng(cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
     sampler = data.SequenceSampler(train_eps, cfg.data.action_repeat, cfg.data.chunk_length, cfg.data.action_bound,
-                                   cfg.reward, rng)
+                                   cfg.reward, rng, cfg.data.hue_augment)
 
     model = PlaNet(cfg.model).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
@@ -418,7 +419,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PlanetConfig | None = 
                 episodes = data.load_episodes(data_dir, {e.path: e for e in episodes})
                 train_eps = data.split(episodes, "train")
                 sampler = data.SequenceSampler(train_eps, d.action_repeat, d.chunk_length, d.action_bound,
-                                               cfg.reward, rng)
+                                               cfg.reward, rng, d.hue_augment)
                 planner_row = {"planner_final_distance": float(np.mean([m["final_distance"] for m in metas])),
                                "planner_success": float(np.mean([m["success"] for m in metas]))}
                 bar.write(f"step {step}: planner episode(s) {', '.join(m['task'] for m in metas)}: final distance "
