@@ -546,3 +546,17 @@ def test_hue_augment_turns_a_chunk_and_its_task_frame_together(episodes_dir):
         assert 0 < changed.mean() < 0.1
         saturation = cv2.cvtColor(before, cv2.COLOR_RGB2HSV)[..., 1]
         assert np.all(saturation[changed] > 100)        # only coloured (object) pixels turned
+
+
+def test_shipped_planet_runs_out_of_the_box():
+    """policy:=planet with no model_dir and no demo: the shipped model on its shipped held-out demo."""
+    from il_robot.paths import models_dir
+
+    if not (models_dir() / "planet" / "metadata.json").exists():
+        pytest.skip("no PlaNet model shipped in models/planet")
+    policy = make_policy("planet", PolicyConfig())
+    assert "heldout-000" in policy.demos[0]
+    policy.check(observation())
+    actions = [policy.act(observation(np.full((64, 64, 3), 100, np.uint8))) for _ in range(5)]
+    for a in actions:
+        assert a.shape == (3,) and np.all(np.isfinite(a)) and np.all(np.abs(a) <= policy.mpc.bound + 1e-9)
