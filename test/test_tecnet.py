@@ -750,3 +750,81 @@ def test_joint_velocities_can_be_dropped_from_a_trained_model(trained_run, tmp_p
     action = policy.act(Observation(0.0, np.zeros(7), np.full(7, np.nan), np.array([0.5, 0.0, 0.1]),
                                     np.zeros((64, 64, 3), np.uint8)))
     assert action.shape == (3,) and np.all(np.isfinite(action))      # qd is not read, so its NaN is harmless
+
+
+@needs_torch
+def test_init_from_an_exported_model_directory_reads_its_weights_back(trained_run, tmp_path):
+    """A shipped model has graphs, not a checkpoint: --init-from MODEL_DIR rebuilds the torch weights from
+    the ONNX graphs (layer norms and the split first conv included) and fine-tunes from them."""
+    from il_robot.cli.main import main
+    from il_robot.learning.tecnet_import import checkpoint_from_model_dir
+    from il_robot.learning.tecnet_train import load_checkpoint
+
+    exported = trained_run / "run" / "onnx"
+    meta = json.loads((exported / "metadata.json").read_text())
+    source = load_checkpoint(json.loads((trained_run / "run" / "summary.json").read_text())["onnx"]["checkpoint"])
+    rebuilt = checkpoint_from_model_dir(exported)
+    assert rebuilt["step"] == meta["training"]["steps"]
+    assert set(rebuilt["model"]) == set(source["model"])
+    for name, value in source["model"].items():
+        assert np.allclose(rebuilt["model"][name].numpy(), value.numpy(), atol=1e-6), name
+    out = tmp_path / "from_onnx"
+    assert main(["train", "tecnet", "--data", str(trained_run / "data"), "--out", str(out), "--quiet",
+                 "--no-export", "--init-from", str(exported), "--steps", "1"] + SMALL_RUN) == 0
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["normalisation"] == rebuilt["normalisation"]
+
+
+def test_shipped_tecnet_weights_can_be_read_back_for_fine_tuning():
+    from il_robot.paths import models_dir
+
+    if not HAS_TORCH or not (models_dir() / "tecnet" / "metadata.json").exists():
+        pytest.skip("needs torch and the shipped models/tecnet")
+    from il_robot.learning.tecnet_import import checkpoint_from_model_dir
+
+    ckpt = checkpoint_from_model_dir(models_dir() / "tecnet")   # raises unless torch reproduces the graphs
+    assert ckpt["model"]["control.encoder.convs.0.weight"].shape[1] == 3 + EMBED
+
+
+def test_import_refuses_a_directory_that_is_not_a_tecnet_export(tmp_path):
+    if not HAS_TORCH:
+        pytest.skip("torch not installed (training extras)")
+    from il_robot.learning.tecnet_import import checkpoint_from_model_dir
+
+    with pytest.raises(ValueError, match="no metadata.json"):
+        checkpoint_from_model_dir(tmp_path)
+    (tmp_path / "metadata.json").write_text(json.dumps({"format": "il_robot.planet"}))
+    with pytest.raises(ValueError, match="not an exported TecNet"):
+        checkpoint_from_model_dir(tmp_path)
+
+
+@needs_torch
+def test_weight_average_is_what_is_checkpointed_and_resumed(trained_run, tmp_path):
+    """optim.ema: the average is validated, saved as "model" and exported; the raw weights ride along for
+    --resume, which goes on from them (not from the average)."""
+    import torch
+
+    from il_robot.cli.main import main
+    from il_robot.learning.tecnet_train import WeightAverage, load_checkpoint
+    from il_robot.learning.tecnet_model import ModelConfig, TecNet
+
+    model = TecNet(ModelConfig(image_size=16, conv_layers=2, fc_units=8))
+    average = WeightAverage(model, 0.9)
+    first = [p.clone() for p in average.model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    average.update(model)          # ramped decay at update 1: min(0.9, 2/11) -> moves 9/11 of the way
+    for avg, start in zip(average.model.parameters(), first):
+        assert torch.allclose(avg, start + 9 / 11, atol=1e-5)
+
+    out = tmp_path / "ema"
+    args = ["train", "tecnet", "--data", str(trained_run / "data"), "--out", str(out), "--quiet", "--no-export"]
+    assert main(args + ["--steps", "2"] + SMALL_RUN + ["--set", "optim.ema=0.99"]) == 0
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert set(ckpt["train_model"]) == set(ckpt["model"])
+    assert any(not torch.equal(ckpt["train_model"][k], ckpt["model"][k]) for k in ckpt["model"])
+    assert main(args + ["--steps", "3", "--resume"]) == 0
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 3
+    bad = ["train", "tecnet", "--data", str(trained_run / "data"), "--out", str(tmp_path / "bad"), "--quiet"]
+    assert main(bad + ["--steps", "1", "--set", "optim.ema=1.0"]) == 2          # out of range: refused
+    assert not (tmp_path / "bad").exists()

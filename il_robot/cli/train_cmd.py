@@ -21,10 +21,11 @@ def add_parser(sub) -> None:
                     "summary.json and onnx/ (the model for `--model-dir`).")
     add_run_arguments(t, "tecnet", data_help="dataset directory (il-robot dataset build)",
                       set_example="data.tasks_per_batch=8", resumable="--steps may raise the total")
-    t.add_argument("--init-from", metavar="CKPT",
+    t.add_argument("--init-from", metavar="CKPT|MODEL_DIR",
                    help="start a new run from this checkpoint's weights and normalisation (its model settings; "
                         "data, loss and optimiser settings from --config/--set): fine-tuning with new settings "
-                        "or data, where --resume would keep the old ones")
+                        "or data, where --resume would keep the old ones. An exported model directory works too "
+                        "(e.g. the shipped models/tecnet): its weights are read back from the ONNX graphs")
     t.set_defaults(func=run_tecnet)
 
     pl = models.add_parser(

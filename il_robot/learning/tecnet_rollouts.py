@@ -39,8 +39,10 @@ class TorchTecNetPolicy(Policy):
 
 
 def conditioning_demos(demos: list[data.Demo], episodes: int) -> list[data.Demo]:
-    """One demo per val task (its first by key), for up to `episodes` tasks."""
-    return [task[0] for task in data.by_task(demos).values()][:episodes]
+    """The conditioning demo of each episode: each val task's first demo (by key), task after task; past the
+    number of tasks they come round again (with new placements: each episode has its own seed)."""
+    firsts = [task[0] for task in data.by_task(demos).values()]
+    return [firsts[i % len(firsts)] for i in range(episodes)] if firsts else []
 
 
 @torch.no_grad()
