@@ -579,6 +579,7 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     episodes = json.loads((dataset / "dataset.json").read_text())["episodes"]
     added = [e for e in episodes if e not in before]
     assert len(added) == 1 and added[0]["skill"] == "correction" and added[0]["split"] == "train"
+    assert added[0]["dagger"]["labeller"] == "memoryless"         # the default: labels a function of the scene
     with np.load(dataset / added[0]["file"]) as npz:
         assert npz["image"].shape == (added[0]["frames"], 64, 64, 3) and np.all(np.isfinite(npz["action"]))
         assert np.allclose(np.diff(npz["t"]), 0.05) and npz["t"][0] == 0.0

@@ -67,3 +67,36 @@ def test_funnel_expert_tells_a_hovering_tip_to_descend():
     results = [InProcessStack(PushingWorld(make_task("heldout", i))).run_episode(
         ScriptedPusher(arrive_radius=0.02, funnel_radius=0.04), seed=i, duration=10.0) for i in range(3)]
     assert sum(r.success for r in results) >= 2, [r.final_distance for r in results]
+
+
+def test_memoryless_expert_answers_a_pose_the_same_after_any_history():
+    """At the approach point, mid-height, the phased expert says "up" after a slip (LIFT) and "down" when
+    arriving (DESCEND): a memoryless learner cannot tell the two apart. The memoryless labeller answers
+    the pose alone: down there, and a low tip far from the approach point rises before it moves sideways.
+    It still pushes targets home."""
+    from il_robot.policies.base import Observation
+    from il_robot.policies.scripted import Z_PUSH, Phase
+
+    target, goal = np.array([0.45, 0.05, 0.03]), np.array([GOAL_XY[0], GOAL_XY[1], 0.0])
+    phased = ScriptedPusher(arrive_radius=0.02, funnel_radius=0.04)
+    d = (goal[:2] - target[:2]) / np.linalg.norm(goal[:2] - target[:2])
+    behind = target[:2] - d * phased._standoff()
+    at_approach = Observation(t=0.0, q=np.zeros(7), qd=np.zeros(7), tip=np.array([*behind, 0.07]),
+                              objects={"target": target, "goal": goal})
+    answers = []
+    for phase in (Phase.LIFT, Phase.DESCEND):
+        phased.phase = phase
+        answers.append(phased.act(at_approach)[2])
+    assert answers[0] > 0.05 and answers[1] < -0.05          # the phased expert: up or down, by its history
+    memoryless = ScriptedPusher(arrive_radius=0.02, memoryless=True)
+    first = memoryless.act(at_approach)
+    memoryless.act(Observation(0.0, np.zeros(7), np.zeros(7), np.array([0.3, -0.2, 0.3]), objects=at_approach.objects))
+    np.testing.assert_array_equal(memoryless.act(at_approach), first)
+    assert first[2] < -0.1
+    far_low = Observation(0.0, np.zeros(7), np.zeros(7), np.array([*(behind - 0.08 * d), Z_PUSH]),
+                          objects=at_approach.objects)
+    v = memoryless.act(far_low)
+    assert v[2] > 0.2 and np.linalg.norm(v[:2]) < 1e-9
+    results = [InProcessStack(PushingWorld(make_task("heldout", i))).run_episode(
+        ScriptedPusher(arrive_radius=0.02, memoryless=True), seed=i, duration=10.0) for i in range(3)]
+    assert sum(r.success for r in results) >= 2, [r.final_distance for r in results]

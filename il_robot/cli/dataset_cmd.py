@@ -57,6 +57,11 @@ def add_parser(sub) -> None:
     d.add_argument("--beta", type=float, default=0.0,
                    help="probability per tick that the expert's action is executed instead of the model's "
                         "(1: the expert drives, giving extra expert-labelled episodes at new placements quickly)")
+    d.add_argument("--labeller", choices=LABELLERS, default="memoryless",
+                   help="the expert that labels: memoryless (default: its action is a function of what the "
+                        "learner sees now, so a memoryless learner can fit it) or phased (the demonstrating "
+                        "expert's phases, with the descent funnel: after a slip it says 'up' where on arrival "
+                        "it says 'down')")
     d.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel sim processes")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=run_dagger)
@@ -143,11 +148,14 @@ def run_check(args) -> int:
     return 1 if bad else 0
 
 
+LABELLERS = ("memoryless", "phased")     # il_robot.learning.dagger.make_labeller
+
+
 def run_dagger(args) -> int:
     from il_robot.learning.dagger import collect_corrections
 
     summary = collect_corrections(args.dataset, args.model_dir, args.round, args.beta, args.num_tasks,
-                                  args.workers, progress=not args.quiet)
+                                  args.workers, progress=not args.quiet, labeller=args.labeller)
     print(f"dagger round {summary['round']}: {summary['episodes']} corrective episodes ({summary['frames']} frames) "
           f"added to {args.dataset}; " + (f"the model alone succeeded in {summary['learner_success']:.0%} of them"
           if args.beta == 0 else f"with the expert acting on {args.beta:.0%} of the ticks, "

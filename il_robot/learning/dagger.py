@@ -41,6 +41,7 @@ class CorrectionJob:
     demo_file: str       # npz (relative to the dataset) of the demo the learner is conditioned on
     round: int
     beta: float          # probability that a tick executes the expert's action instead of the learner's
+    labeller: str = "memoryless"
     duration: float = 10.0
 
 
@@ -74,6 +75,20 @@ def conditioning_files(meta: dict) -> dict[int, str]:
     return files
 
 
+def make_labeller(name: str) -> Policy:
+    """The labelling expert. `memoryless`: its action depends on the current scene alone, so the labels are a
+    function of what a memoryless learner sees and it can fit them. `phased`: the demonstrating expert's
+    phase machine (with the descent funnel), whose phase follows the learner's history: after a slip it says
+    "up" where on arrival it says "down", and a learner fitting both hovers between them."""
+    from il_robot.policies.scripted import ScriptedPusher
+
+    if name == "memoryless":
+        return ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL, memoryless=True)
+    if name == "phased":
+        return ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL)
+    raise ValueError(f"unknown labeller {name!r}; choose memoryless or phased")
+
+
 @lru_cache(maxsize=2)
 def _learner(model_dir: str):
     """One model per worker process, not one per episode."""
@@ -85,7 +100,6 @@ def _learner(model_dir: str):
 def run_job(job: CorrectionJob) -> dict:
     """One corrective episode; writes its npz into the dataset and returns its dataset.json entry."""
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from il_robot.policies.scripted import ScriptedPusher
     from il_robot.rollout import InProcessStack
     from il_robot.sim.tasks import make_task
     from il_robot.sim.world import PushingWorld
@@ -97,7 +111,7 @@ def run_job(job: CorrectionJob) -> dict:
         first, last = npz["image"][0], npz["image"][-1]
     sentence = model.sentence([model.embed_frames(first, last)])
     seed = SEED_BASE + 1000 * job.round + job.task_index
-    labeller = ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL)
+    labeller = make_labeller(job.labeller)
     policy = LearnerWithExpertLabels(lambda obs: model.act(obs.image, obs.q, obs.qd, sentence, obs.tip),
                                      labeller, job.beta, np.random.default_rng(seed))
     world = PushingWorld(task)
@@ -117,22 +131,25 @@ def run_job(job: CorrectionJob) -> dict:
             "task_name": task.name, "seed": seed, "episode_id": None, "operator": "dagger:scripted",
             "skill": CORRECTION_SKILL, "success": bool(result.success), "final_distance": float(result.final_distance),
             "duration": float(result.duration), "frames": int(len(t)), "held_actions": 0, "dropped_frames": 0,
-            "dagger": {"round": job.round, "beta": job.beta, "model_dir": str(job.model_dir)}}
+            "dagger": {"round": job.round, "beta": job.beta, "labeller": job.labeller,
+                       "model_dir": str(job.model_dir)}}
 
 
 def collect_corrections(dataset: str | Path, model_dir: str | Path, round_: int, beta: float = 0.0,
-                        num_tasks: int | None = None, workers: int = 1, progress: bool = True) -> dict:
+                        num_tasks: int | None = None, workers: int = 1, progress: bool = True,
+                        labeller: str = "memoryless") -> dict:
     """Run one corrective episode per train task of the dataset (tasks 0..num_tasks-1 when given) and
     add them to it (dataset.json rewritten atomically at the end; an episode of the same round and
     task is replaced)."""
     if not 0.0 <= beta <= 1.0:
         raise ValueError("beta must be within 0..1")
+    make_labeller(labeller)     # an unknown name fails here, not in every worker
     dataset = Path(dataset)
     meta_path = dataset / "dataset.json"
     meta = json.loads(meta_path.read_text())
     demos = conditioning_files(meta)
     tasks = sorted(i for i in demos if num_tasks is None or i < num_tasks)
-    jobs = [CorrectionJob(str(dataset), str(model_dir), i, demos[i], round_, beta) for i in tasks]
+    jobs = [CorrectionJob(str(dataset), str(model_dir), i, demos[i], round_, beta, labeller) for i in tasks]
     entries = []
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(run_job, job) for job in jobs]

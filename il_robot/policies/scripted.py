@@ -11,6 +11,15 @@ the last `funnel_radius` metres to the approach point, so "go down" is a
 continuous function of the tip's position instead of a switch at a few
 millimetres: what a labeller for a learner that arrives imprecisely needs (a
 learner hovering 1 cm off is told to descend, not only to creep closer).
+
+With `memoryless` the action is a function of the current observation alone (no
+phases): push while the tip is in the pushing corridor behind the target,
+otherwise travel to the approach point at the funnel height, moving sideways
+only once the tip is near that height (so a low tip far from the approach point
+rises first, as after a lift). A memoryless learner cannot see the phase of a
+phased labeller: at the approach point, mid-height, the phased expert says "up"
+(lifting after a slip) or "down" (descending), and a regressor averages the two
+to a hover.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ ARRIVE_RADIUS = 0.008  # m: descend once this close (xy) to the point behind the
 DESCEND_SPEED = 0.12   # m/s, the least descent speed (a pure P-law crawls over its last centimetres)
 FUNNEL_RADIUS = 0.04   # m: narrow enough that a tip crossing the target (a standoff, 3.5 cm or more, from the
                        # approach point) is still well above it
+RISE_BAND = 0.04       # m: memoryless travel moves sideways at full speed only within this of its height
+CORRIDOR_Z = 0.012     # m above Z_PUSH: a tip this low in the corridor behind the target is pushing
 
 
 class Phase(enum.Enum):
@@ -49,10 +60,12 @@ class ScriptedPusher(Policy):
     needs_privileged = True
 
     def __init__(self, config: PolicyConfig | None = None, push_speed: float = PUSH_SPEED,
-                 arrive_radius: float = ARRIVE_RADIUS, funnel_radius: float | None = None):
+                 arrive_radius: float = ARRIVE_RADIUS, funnel_radius: float | None = None,
+                 memoryless: bool = False):
         self.push_speed = push_speed
         self.arrive_radius = arrive_radius
-        self.funnel_radius = funnel_radius
+        self.funnel_radius = funnel_radius or (FUNNEL_RADIUS if memoryless else None)
+        self.memoryless = memoryless
         self.reset({})
 
     def reset(self, context: dict) -> None:
@@ -78,6 +91,8 @@ class ScriptedPusher(Policy):
         tip = obs.tip
         to_goal = goal - obj
         dist = np.linalg.norm(to_goal)
+        if self.memoryless:
+            return self._act_memoryless(obj, tip, to_goal, dist)
         if dist < DONE_RADIUS:
             self.phase = Phase.DONE
         elif self.phase is Phase.DONE and dist > CLOSE_ENOUGH + 0.01:
@@ -97,13 +112,7 @@ class ScriptedPusher(Policy):
                 if self.phase is Phase.DONE:
                     return np.zeros(3)
             else:
-                contact = obj - d * (self.target_radius + TOOL_RADIUS)
-                v_xy = LATERAL_GAIN * (contact - tip[:2])
-                v_xy = v_xy - np.dot(v_xy, d) * d  # correct sideways only
-                # Slow down while off the line, so the sideways correction wins before the object slips.
-                speed = self.push_speed * max(0.2, 1.0 - lateral / self.target_radius)
-                v_xy = v_xy + speed * d
-                return np.array([*v_xy, 3.0 * (Z_PUSH - tip[2])])
+                return self._push(obj, tip, d, lateral)
 
         if self.phase is Phase.LIFT:
             if tip[2] >= Z_HIGH - 0.01:
@@ -122,4 +131,36 @@ class ScriptedPusher(Policy):
             self.phase = Phase.PUSH
         v = TRAVEL_GAIN * err
         v[2] = -max(DESCEND_SPEED, -v[2]) if err[2] < -0.006 else v[2]
+        return v
+
+    def _push(self, obj: np.ndarray, tip: np.ndarray, d: np.ndarray, lateral: float) -> np.ndarray:
+        contact = obj - d * (self.target_radius + TOOL_RADIUS)
+        v_xy = LATERAL_GAIN * (contact - tip[:2])
+        v_xy = v_xy - np.dot(v_xy, d) * d  # correct sideways only
+        # Slow down while off the line, so the sideways correction wins before the object slips.
+        speed = self.push_speed * max(0.2, 1.0 - lateral / self.target_radius)
+        v_xy = v_xy + speed * d
+        return np.array([*v_xy, 3.0 * (Z_PUSH - tip[2])])
+
+    def _act_memoryless(self, obj: np.ndarray, tip: np.ndarray, to_goal: np.ndarray, dist: float) -> np.ndarray:
+        if dist < DONE_RADIUS:
+            return np.zeros(3)
+        d = to_goal / dist
+        rel = obj - tip[:2]
+        along = float(np.dot(rel, d))
+        lateral = float(np.linalg.norm(rel - along * d))
+        in_corridor = (tip[2] < Z_PUSH + CORRIDOR_Z and 0.0 <= along <= self._standoff() + 0.02
+                       and lateral <= LOST_LATERAL * self.target_radius + 0.01)
+        if in_corridor:
+            return self._push(obj, tip, d, lateral)
+        if dist < CLOSE_ENOUGH:
+            return np.zeros(3)      # home, and not pushing: no second approach
+        behind = obj - d * self._standoff()
+        to_behind = behind - tip[:2]
+        distance_xy = float(np.linalg.norm(to_behind))
+        height = self._travel_height(distance_xy)
+        v = TRAVEL_GAIN * np.array([*to_behind, height - tip[2]])
+        v[:2] *= float(np.clip(1.0 - (height - tip[2]) / RISE_BAND, 0.0, 1.0))   # below its height: rise first
+        if distance_xy < self.arrive_radius and tip[2] - Z_PUSH > 0.006:
+            v[2] = -max(DESCEND_SPEED, -v[2])     # a pure P-law crawls over its last centimetres
         return v
