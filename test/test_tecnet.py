@@ -575,11 +575,11 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     dataset = Path(shutil.copytree(trained_run / "data", tmp_path / "data"))
     before = json.loads((dataset / "dataset.json").read_text())["episodes"]
     assert main(["dataset", "dagger", str(dataset), "--model-dir", str(trained_run / "run" / "onnx"),
-                 "--num-tasks", "1", "--workers", "1", "--quiet"]) == 0
+                 "--num-tasks", "1", "--workers", "1", "--quiet", "--labeller", "memoryless"]) == 0
     episodes = json.loads((dataset / "dataset.json").read_text())["episodes"]
     added = [e for e in episodes if e not in before]
     assert len(added) == 1 and added[0]["skill"] == "correction" and added[0]["split"] == "train"
-    assert added[0]["dagger"]["labeller"] == "memoryless"         # the default: labels a function of the scene
+    assert added[0]["dagger"]["labeller"] == "memoryless"         # recorded with each episode
     with np.load(dataset / added[0]["file"]) as npz:
         assert npz["image"].shape == (added[0]["frames"], 64, 64, 3) and np.all(np.isfinite(npz["action"]))
         assert np.allclose(np.diff(npz["t"]), 0.05) and npz["t"][0] == 0.0
