@@ -558,6 +558,27 @@ def test_bench_times_the_control_step(trained_run, demo_bags, tmp_path):
 
 
 @needs_torch
+def test_bench_runs_in_process_episodes_planned_like_eval(trained_run, demo_bags, tmp_path):
+    """bench tecnet --episodes: the eval's task/seed plan, each episode on its own task's demo, in MuJoCo."""
+    from il_robot.cli.main import main
+
+    demo_dir = tmp_path / "demos"
+    demo_dir.mkdir()
+    (demo_dir / "heldout-001_demo00_expert").symlink_to(demo_bags["val"][0])
+    (demo_dir / "heldout-000_demo00_expert").symlink_to(demo_bags["val"][1])
+    out = tmp_path / "bench.json"
+    assert main(["bench", "tecnet", "--tecnet-dir", str(trained_run / "run" / "onnx"), "--ticks", "5",
+                 "--tecnet-demo", str(demo_bags["val"][0]), "--episodes", "2", "--tecnet-demo-dir", str(demo_dir),
+                 "--json", str(out)]) == 0
+    episodes = json.loads(out.read_text())["tecnet"]["episodes"]
+    assert episodes["episodes"] == 2 and 0 <= episodes["successes"] <= 2
+    rows = episodes["per_episode"]
+    assert [(r["task"], r["seed"]) for r in rows] == [("heldout/000", 0), ("heldout/001", 1)]
+    assert rows[0]["demos"] == [str(demo_dir / "heldout-000_demo00_expert")]
+    assert all(r["final_distance"] > 0 for r in rows)
+
+
+@needs_torch
 def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_run, tmp_path):
     """A corrective episode: the model drives, every frame carries the scripted expert's action there;
     the sampler never embeds it but draws control samples from it, and training uses them."""

@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
                                    "and paper planner settings; with --episodes, in-process success of planet, "
                                    "the true-dynamics CEM upper bound and the scripted expert. tecnet (only when named): the "
                                    "TecNet control step (sentence cached) on one pinned core, one onnxruntime "
-                                   "thread, p50/p99. precision (only when named): the scripted expert's success when it "
+                                   "thread, p50/p99; with --episodes and --tecnet-demo-dir, in-process episodes "
+                                   "planned as `il-robot eval` plans them. precision (only when named): the scripted expert's success when it "
                                    "sees the target offset by a few cm, i.e. how exactly a learned policy must "
                                    "locate the object.")
     p.add_argument("which", nargs="*", default=list(BENCHES), metavar="BENCH",
@@ -256,6 +257,12 @@ def run(args) -> int:
         from il_robot.cli import tecnet_bench
         figures["tecnet"] = r = tecnet_bench.bench_tecnet(args.tecnet_dir, args.tecnet_demo, args.ticks)
         tecnet_bench.print_tecnet(r)
+        if args.episodes and args.tecnet_demo_dir:
+            r["episodes"] = e = tecnet_bench.run_episodes(args.tecnet_dir, args.tecnet_demo_dir, args.episodes,
+                                                          args.tasks, args.seed, args.shots, args.demo_skill)
+            tecnet_bench.print_episodes(e)
+        elif args.episodes:
+            print("tecnet: --episodes needs --tecnet-demo-dir (the demos that name each episode's task)")
     if "planet" in which:
         from il_robot.cli import planet_bench
         figures["planet"] = planet_bench.run(args)

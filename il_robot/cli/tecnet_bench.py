@@ -4,6 +4,11 @@ The target is the control step with the sentence cached (what runs every tick);
 the sentence itself (one embedding per demo) is paid once per swap. The process
 is pinned to one core and onnxruntime to one thread, so the figure is what one
 core of this machine gives, whatever else runs.
+
+With --episodes and --tecnet-demo-dir it also pushes in-process (the eval's
+controllers and task/seed plan, no DDS): about 3 s an episode instead of 12-20 s
+through the ROS graph, and the same tasks fail, so a change can be tried on all
+50 held-out tasks before `il-robot eval` measures it properly.
 """
 
 from __future__ import annotations
@@ -19,6 +24,12 @@ def add_arguments(p) -> None:
     g.add_argument("--tecnet-dir", metavar="DIR", help="exported TecNet model (default: the shipped models/tecnet)")
     g.add_argument("--tecnet-demo", metavar="BAG", help="demo bag for the sentence (default: the model's shipped demo)")
     g.add_argument("--ticks", type=int, default=2000, help="control steps timed")
+    g.add_argument("--tecnet-demo-dir", metavar="DIR",
+                   help="with --episodes: demo bags named like `il-robot record` writes them; each in-process "
+                        "episode (task i mod set size of --tasks, seed --seed*100000+i, as `il-robot eval`) is "
+                        "conditioned on --shots bags of its own task")
+    g.add_argument("--shots", type=int, default=1, help="demos per episode with --tecnet-demo-dir (default 1)")
+    g.add_argument("--demo-skill", default="any", help="only demos of this operator skill (default any)")
 
 
 def bench_tecnet(model_dir: str | None, demo: str | None, ticks: int = 2000) -> dict:
@@ -63,6 +74,48 @@ def _bench(model_dir: str | None, demo: str | None, ticks: int, pinned: int | No
             "control_step_ms": {"p50": float(np.median(ms)), "p99": float(np.percentile(ms, 99)),
                                 "max": float(ms.max())},
             "ticks": ticks}
+
+
+def run_episodes(model_dir: str | None, demo_dir: str, episodes: int, task_set: str = "heldout", seed: int = 0,
+                 shots: int = 1, skill: str = "any", progress=print) -> dict:
+    """In-process episodes of the TecNet policy, planned as `il-robot eval` plans them."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from il_robot.cli.eval_cmd import episode_plan, task_demos
+    from il_robot.policies.tecnet import TecNetModel, TecNetPolicy, default_model_dir
+    from il_robot.rollout import InProcessStack
+    from il_robot.sim.tasks import make_task
+    from il_robot.sim.world import PushingWorld
+
+    model = TecNetModel(model_dir or default_model_dir())
+    plan = episode_plan(task_set, episodes, seed)
+    world = PushingWorld(make_task(task_set, plan[0][0]))
+    rows = []
+    try:
+        stack = InProcessStack(world)
+        for i, (index, episode_seed) in enumerate(plan):
+            world.use_task(make_task(task_set, index))
+            demos = task_demos(demo_dir, task_set, index, shots, skill)
+            policy = TecNetPolicy.conditioned(model, demos)
+            t0 = time.monotonic()
+            r = stack.run_episode(policy, episode_seed, 10.0)
+            rows.append({"task": r.task, "seed": episode_seed, "success": bool(r.success),
+                         "final_distance": float(r.final_distance), "wall_time": time.monotonic() - t0,
+                         "demos": demos})
+            progress(f"[{i + 1}/{len(plan)}] {r.task} seed {episode_seed}: {'success' if r.success else 'failure'}, "
+                     f"{r.final_distance * 100:.1f} cm, {rows[-1]['wall_time']:.1f} s wall")
+    finally:
+        world.close()
+    d = np.array([r["final_distance"] for r in rows])
+    return {"model_dir": str(model.dir), "tasks": task_set, "seed": seed, "shots": shots, "demo_skill": skill,
+            "episodes": len(rows), "successes": int(sum(r["success"] for r in rows)),
+            "success_rate": float(np.mean([r["success"] for r in rows])),
+            "final_distance_median": float(np.median(d)), "per_episode": rows}
+
+
+def print_episodes(fig: dict) -> None:
+    print(f"tecnet in-process on {fig['tasks']} ({fig['shots']}-shot, demo skill {fig['demo_skill']}): success "
+          f"{fig['success_rate']:.0%} ({fig['successes']}/{fig['episodes']}), final distance median "
+          f"{fig['final_distance_median'] * 100:.1f} cm")
 
 
 def print_tecnet(fig: dict) -> None:

@@ -187,11 +187,20 @@ class TecNetPolicy(Policy):
     def __init__(self, config: PolicyConfig):
         model_dir = Path(config.model_dir or default_model_dir())
         demos = demos_or_shipped("tecnet", config.demos, model_dir)
-        self.model = TecNetModel(model_dir, config.device)
-        self.demos = demos
-        self.demo_embeddings = [self.model.embed_demo(d) for d in demos]
-        self.sentence = self.model.sentence(self.demo_embeddings)
+        self._condition(TecNetModel(model_dir, config.device), demos)
         log.info("tecnet: model %s on %s, conditioned on %d demo(s)", self.model.dir, self.model.provider, len(demos))
+
+    @classmethod
+    def conditioned(cls, model: TecNetModel, demos: list[str]) -> TecNetPolicy:
+        """A policy on an already loaded model: many episodes, each on its own demos, one model load."""
+        policy = cls.__new__(cls)
+        policy._condition(model, list(demos))
+        return policy
+
+    def _condition(self, model: TecNetModel, demos: list[str]) -> None:
+        self.model, self.demos = model, demos
+        self.demo_embeddings = [model.embed_demo(d) for d in demos]
+        self.sentence = model.sentence(self.demo_embeddings)
 
     def embed_frames(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
         return self.model.embed_frames(first, last)
