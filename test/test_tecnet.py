@@ -835,7 +835,7 @@ def test_weight_average_is_what_is_checkpointed_and_resumed(trained_run, tmp_pat
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
-    average.update(model)          # ramped decay at update 1: min(0.9, 2/11) -> moves 9/11 of the way
+    average.update(model, step=1)  # ramped decay at step 1: min(0.9, 2/11) -> moves 9/11 of the way
     for avg, start in zip(average.model.parameters(), first):
         assert torch.allclose(avg, start + 9 / 11, atol=1e-5)
 
