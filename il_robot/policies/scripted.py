@@ -47,6 +47,13 @@ RISE_BAND = 0.04       # m: memoryless travel moves sideways at full speed only 
 CORRIDOR_Z = 0.012     # m above Z_PUSH: a tip this low in the corridor behind the target is pushing
 
 
+def _on_line(obj: np.ndarray, tip: np.ndarray, d: np.ndarray) -> tuple[float, float]:
+    """Where the target is from the tip, along the push direction `d` and sideways of it (m)."""
+    rel = obj - tip[:2]
+    along = float(np.dot(rel, d))
+    return along, float(np.linalg.norm(rel - along * d))
+
+
 class Phase(enum.Enum):
     LIFT = "lift"
     TRAVEL = "travel"
@@ -103,9 +110,7 @@ class ScriptedPusher(Policy):
         behind = obj - d * self._standoff()
 
         if self.phase is Phase.PUSH:
-            rel = obj - tip[:2]
-            along = float(np.dot(rel, d))
-            lateral = float(np.linalg.norm(rel - along * d))
+            along, lateral = _on_line(obj, tip, d)
             if along < 0.0 or lateral > LOST_LATERAL * self.target_radius + 0.01 or along > self._standoff() + 0.05:
                 # Slipped off or overshot: go round again, unless it is home already.
                 self.phase = Phase.DONE if dist < CLOSE_ENOUGH else Phase.LIFT
@@ -146,9 +151,7 @@ class ScriptedPusher(Policy):
         if dist < DONE_RADIUS:
             return np.zeros(3)
         d = to_goal / dist
-        rel = obj - tip[:2]
-        along = float(np.dot(rel, d))
-        lateral = float(np.linalg.norm(rel - along * d))
+        along, lateral = _on_line(obj, tip, d)
         in_corridor = (tip[2] < Z_PUSH + CORRIDOR_Z and 0.0 <= along <= self._standoff() + 0.02
                        and lateral <= LOST_LATERAL * self.target_radius + 0.01)
         if in_corridor:
