@@ -567,9 +567,10 @@ def test_bench_runs_in_process_episodes_planned_like_eval(trained_run, demo_bags
     (demo_dir / "heldout-001_demo00_expert").symlink_to(demo_bags["val"][0])
     (demo_dir / "heldout-000_demo00_expert").symlink_to(demo_bags["val"][1])
     out = tmp_path / "bench.json"
+    # no --tecnet-demo, and a freshly trained model ships no demo: the timed steps use the dir's first
     assert main(["bench", "tecnet", "--tecnet-dir", str(trained_run / "run" / "onnx"), "--ticks", "5",
-                 "--tecnet-demo", str(demo_bags["val"][0]), "--episodes", "2", "--tecnet-demo-dir", str(demo_dir),
-                 "--json", str(out)]) == 0
+                 "--episodes", "2", "--tecnet-demo-dir", str(demo_dir), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["tecnet"]["demo"] == str(demo_dir / "heldout-000_demo00_expert")
     episodes = json.loads(out.read_text())["tecnet"]["episodes"]
     assert episodes["episodes"] == 2 and 0 <= episodes["successes"] <= 2
     rows = episodes["per_episode"]

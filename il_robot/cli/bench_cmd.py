@@ -255,7 +255,8 @@ def run(args) -> int:
         print("swaps: " + ", ".join(f"-> {s['to']} in {s['call_ms']:.0f} ms" for s in r["swaps"]))
     if "tecnet" in which:
         from il_robot.cli import tecnet_bench
-        figures["tecnet"] = r = tecnet_bench.bench_tecnet(args.tecnet_dir, args.tecnet_demo, args.ticks)
+        demo = args.tecnet_demo or tecnet_bench.first_demo(args.tecnet_demo_dir, args.tasks, args.demo_skill)
+        figures["tecnet"] = r = tecnet_bench.bench_tecnet(args.tecnet_dir, demo, args.ticks)
         tecnet_bench.print_tecnet(r)
         if args.episodes and args.tecnet_demo_dir:
             r["episodes"] = e = tecnet_bench.run_episodes(args.tecnet_dir, args.tecnet_demo_dir, args.episodes,

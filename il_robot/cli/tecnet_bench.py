@@ -22,7 +22,7 @@ import numpy as np
 def add_arguments(p) -> None:
     g = p.add_argument_group("tecnet (il-robot bench tecnet)")
     g.add_argument("--tecnet-dir", metavar="DIR", help="exported TecNet model (default: the shipped models/tecnet)")
-    g.add_argument("--tecnet-demo", metavar="BAG", help="demo bag for the sentence (default: the model's shipped demo)")
+    g.add_argument("--tecnet-demo", metavar="BAG", help="demo bag for the sentence of the timed steps (default: the first of --tecnet-demo-dir, else the model's shipped demo)")
     g.add_argument("--ticks", type=int, default=2000, help="control steps timed")
     g.add_argument("--tecnet-demo-dir", metavar="DIR",
                    help="with --episodes: demo bags named like `il-robot record` writes them; each in-process "
@@ -30,6 +30,15 @@ def add_arguments(p) -> None:
                         "conditioned on --shots bags of its own task")
     g.add_argument("--shots", type=int, default=1, help="demos per episode with --tecnet-demo-dir (default 1)")
     g.add_argument("--demo-skill", default="any", help="only demos of this operator skill (default any)")
+
+
+def first_demo(demo_dir: str | None, task_set: str = "heldout", skill: str = "any") -> str | None:
+    """The demo that times the control step when --tecnet-demo is not given but --tecnet-demo-dir is: a
+    freshly trained model has no shipped demo, and the timing does not depend on which task names it."""
+    if not demo_dir:
+        return None
+    from il_robot.cli.eval_cmd import task_demos
+    return task_demos(demo_dir, task_set, 0, 1, skill)[0]
 
 
 def bench_tecnet(model_dir: str | None, demo: str | None, ticks: int = 2000) -> dict:
@@ -68,7 +77,7 @@ def _bench(model_dir: str | None, demo: str | None, ticks: int, pinned: int | No
         model.act(images[i % 16], q, np.zeros(7), policy.sentence, tip)
         step_s[i] = time.perf_counter() - t
     ms = step_s * 1e3
-    return {"model_dir": str(model.dir), "provider": model.provider, "pinned_core": pinned,
+    return {"model_dir": str(model.dir), "demo": demo, "provider": model.provider, "pinned_core": pinned,
             "onnxruntime_threads": 1, "build_s": build_s,
             "sentence_ms_p50": float(np.median(sentence_s) * 1e3),
             "control_step_ms": {"p50": float(np.median(ms)), "p99": float(np.percentile(ms, 99)),
