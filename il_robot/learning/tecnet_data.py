@@ -45,6 +45,8 @@ class DataConfig:
     corrections_per_task: int = 8   # control samples per task and batch from its corrective (DAgger) episodes
     control_weights: dict[str, float] = field(default_factory=dict)  # skill -> weight of its demos'
     # actions in the control loss (missing skills: 1); every demo still trains the embedding
+    correction_rounds: list[int] = field(default_factory=list)  # DAgger rounds whose corrective episodes
+    # are used; empty = all. Rounds of an older labeller can stay in the dataset and out of a fine-tune
 
 
 CORRECTION_SKILL = "correction"   # episodes the learner drove, labelled by the expert (il_robot.learning.dagger)
@@ -83,7 +85,18 @@ def control_frames(demo: Demo, idle_keep: float, rng: np.random.Generator) -> np
 def keep_demo(meta: dict, cfg: DataConfig) -> bool:
     if cfg.skills and meta.get("skill") not in cfg.skills:
         return False
+    if cfg.correction_rounds and is_correction(meta) and (meta.get("dagger") or {}).get("round") not in cfg.correction_rounds:
+        return False
     return not (cfg.success_only and meta.get("success") is False)
+
+
+def check_correction_rounds(dataset_meta: dict, cfg: DataConfig) -> None:
+    """Refuse, before minutes of loading, a `correction_rounds` entry that the dataset does not have."""
+    have = sorted({(e.get("dagger") or {}).get("round") for e in dataset_meta.get("episodes", [])
+                   if is_correction(e)} - {None})
+    missing = [r for r in cfg.correction_rounds if r not in have]
+    if missing:
+        raise ValueError(f"data.correction_rounds {missing}: the dataset has DAgger rounds {have or 'none'}")
 
 
 def tip_positions(q: np.ndarray) -> np.ndarray:

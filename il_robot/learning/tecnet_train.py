@@ -101,6 +101,8 @@ def check_config(cfg: TecNetConfig) -> None:
         raise ValueError("train.steps must be at least 1")
     if not 0.0 <= cfg.optim.ema < 1.0:
         raise ValueError("optim.ema must be in [0, 1) (0 = off)")
+    if not all(isinstance(r, int) and not isinstance(r, bool) for r in d.correction_rounds):
+        raise ValueError(f"data.correction_rounds must be a list of round numbers, got {d.correction_rounds!r}")
 
 
 # -- one step, one validation ----------------------------------------------------------------------
@@ -304,6 +306,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     dev = torch_device(device)
 
     dataset = load_dataset(data_dir)
+    data.check_correction_rounds(dataset.meta, cfg.data)
     if ckpt and ckpt["data"]["path"] != str(Path(data_dir).resolve()):
         print(f"warning: resuming a run trained on {ckpt['data']['path']} with data from {data_dir}", flush=True)
     train_demos = data.load_demos(dataset, "train", cfg.data, state_layout(cfg.model))
