@@ -87,3 +87,14 @@ def test_bench_precision_shows_the_expert_needs_to_know_where_the_target_is(tmp_
     assert [r["offset_cm"] for r in rows] == [0.0, 8.0]
     assert rows[0]["success_rate"] == 1.0 and rows[1]["success_rate"] == 0.0
     assert "expert seeing the target 8 cm off" in out.stdout
+
+
+def test_eval_on_the_shipped_demo_beyond_its_task_says_what_to_give(tmp_path):
+    """The shipped TecNet demo names heldout/000 only: a 2-episode eval is refused before any node starts,
+    with the way out (--demo-dir), instead of failing mid-run."""
+    env = {**__import__("os").environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    out = subprocess.run([sys.executable, "-m", "il_robot.cli.main", "eval", "--policy", "tecnet", "--episodes", "2",
+                          "--log-dir", str(tmp_path / "logs")], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode != 0
+    assert "heldout-001_demo*" in out.stderr and "--demo-dir DIR with demos of every task" in out.stderr
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())

@@ -56,15 +56,24 @@ def run(args) -> int:
         raise ValueError("--episodes must be at least 1")
     ensure_localhost_discovery()
     plan = episode_plan(args.tasks, args.episodes, args.seed)
+    shipped_demos = False
     if not args.demo_dir and not args.demo and not args.model_dir:
         from il_robot.paths import models_dir
         shipped = models_dir() / args.policy / "demos"   # few-shot policies ship demos with their model
         if shipped.is_dir():
-            args.demo_dir = str(shipped)
+            args.demo_dir, shipped_demos = str(shipped), True
             print(f"conditioning on the shipped demos in {shipped}")
     if args.demo_dir:   # fail before launching anything when a task has too few demos
         for task_index, _ in plan:
-            task_demos(args.demo_dir, args.tasks, task_index, args.shots, args.demo_skill)
+            try:
+                task_demos(args.demo_dir, args.tasks, task_index, args.shots, args.demo_skill)
+            except FileNotFoundError as e:
+                if not shipped_demos:
+                    raise
+                raise FileNotFoundError(
+                    f"{e}. The shipped demos name only their own task(s); for {args.tasks}/{task_index:03d}, "
+                    f"give --demo-dir DIR with demos of every task evaluated (il-robot record --tasks "
+                    f"{args.tasks} --num-tasks {args.episodes} ...), or evaluate fewer episodes") from None
         if not args.demo:   # the node starts conditioned on the first episode's demos
             args.demo = task_demos(args.demo_dir, args.tasks, plan[0][0], args.shots, args.demo_skill)
     demo = "[" + ",".join(f"'{d}'" for d in args.demo) + "]" if args.demo else "['']"
