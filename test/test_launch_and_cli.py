@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -92,7 +93,7 @@ def test_bench_precision_shows_the_expert_needs_to_know_where_the_target_is(tmp_
 def test_eval_on_the_shipped_demo_beyond_its_task_says_what_to_give(tmp_path):
     """The shipped TecNet demo names heldout/000 only: a 2-episode eval is refused before any node starts,
     with the way out (--demo-dir), instead of failing mid-run."""
-    env = {**__import__("os").environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     out = subprocess.run([sys.executable, "-m", "il_robot.cli.main", "eval", "--policy", "tecnet", "--episodes", "2",
                           "--log-dir", str(tmp_path / "logs")], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode != 0

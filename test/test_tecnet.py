@@ -627,13 +627,14 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     # data.correction_rounds: a round the dataset lacks is refused before loading; a listed one is kept,
     # an unlisted one dropped, and demos are never filtered by it
     round_ = added[0]["dagger"]["round"]
+    loaded = load_dataset(dataset)
     cfg.data.correction_rounds = [round_ + 1]
     with pytest.raises(ValueError, match=rf"correction_rounds \[{round_ + 1}\]: the dataset has DAgger rounds \[{round_}\]"):
-        data.check_correction_rounds(load_dataset(dataset).meta, cfg.data)
+        data.check_correction_rounds(loaded.meta, cfg.data)
     assert not data.keep_demo(added[0], cfg.data) and data.keep_demo(before[0], cfg.data)
     cfg.data.correction_rounds = [round_]
-    data.check_correction_rounds(load_dataset(dataset).meta, cfg.data)
-    kept = data.load_demos(load_dataset(dataset), "train", cfg.data, layout)
+    data.check_correction_rounds(loaded.meta, cfg.data)
+    kept = data.load_demos(loaded, "train", cfg.data, layout)
     assert sum(data.is_correction(d.meta) for d in kept) == 1 and len(kept) == len(demos)
 
 

@@ -57,6 +57,11 @@ def is_correction(meta: dict) -> bool:
     return meta.get("skill") == CORRECTION_SKILL
 
 
+def dagger_round(meta: dict) -> int | None:
+    """The `dataset dagger --round` a corrective episode came from (None for a demo)."""
+    return (meta.get("dagger") or {}).get("round")
+
+
 def control_weight(meta: dict, cfg: DataConfig) -> float:
     """How much a demo's actions count in the control loss, by its operator's skill."""
     return float(cfg.control_weights.get(meta.get("skill"), 1.0))
@@ -85,15 +90,14 @@ def control_frames(demo: Demo, idle_keep: float, rng: np.random.Generator) -> np
 def keep_demo(meta: dict, cfg: DataConfig) -> bool:
     if cfg.skills and meta.get("skill") not in cfg.skills:
         return False
-    if cfg.correction_rounds and is_correction(meta) and (meta.get("dagger") or {}).get("round") not in cfg.correction_rounds:
+    if cfg.correction_rounds and is_correction(meta) and dagger_round(meta) not in cfg.correction_rounds:
         return False
     return not (cfg.success_only and meta.get("success") is False)
 
 
 def check_correction_rounds(dataset_meta: dict, cfg: DataConfig) -> None:
     """Refuse, before minutes of loading, a `correction_rounds` entry that the dataset does not have."""
-    have = sorted({(e.get("dagger") or {}).get("round") for e in dataset_meta.get("episodes", [])
-                   if is_correction(e)} - {None})
+    have = sorted({dagger_round(e) for e in dataset_meta.get("episodes", []) if is_correction(e)} - {None})
     missing = [r for r in cfg.correction_rounds if r not in have]
     if missing:
         raise ValueError(f"data.correction_rounds {missing}: the dataset has DAgger rounds {have or 'none'}")
