@@ -100,3 +100,26 @@ def test_memoryless_expert_answers_a_pose_the_same_after_any_history():
     results = [InProcessStack(PushingWorld(make_task("heldout", i))).run_episode(
         ScriptedPusher(arrive_radius=0.02, memoryless=True), seed=i, duration=10.0) for i in range(3)]
     assert sum(r.success for r in results) >= 2, [r.final_distance for r in results]
+
+
+def test_low_lift_expert_ends_a_lift_where_arriving_descends():
+    """After a slip the phased expert lifts to the full travel height, so at the approach point, mid-height,
+    it says "up" where arriving it says "down". The low-lift labeller keeps the phases but ends the lift at
+    the funnel's height: there it says "down" in either phase. Far from the approach point it still rises."""
+    from il_robot.policies.base import Observation
+    from il_robot.policies.scripted import Z_PUSH, Phase
+
+    target, goal = np.array([0.45, 0.05, 0.03]), np.array([GOAL_XY[0], GOAL_XY[1], 0.0])
+    low_lift = ScriptedPusher(arrive_radius=0.02, funnel_radius=0.04, low_lift=True)
+    d = (goal[:2] - target[:2]) / np.linalg.norm(goal[:2] - target[:2])
+    behind = target[:2] - d * low_lift._standoff()
+    at_approach = Observation(t=0.0, q=np.zeros(7), qd=np.zeros(7), tip=np.array([*behind, 0.07]),
+                              objects={"target": target, "goal": goal})
+    for phase in (Phase.LIFT, Phase.DESCEND):
+        low_lift.phase = phase
+        assert low_lift.act(at_approach)[2] < -0.05, phase
+    low_lift.phase = Phase.LIFT
+    far_low = Observation(0.0, np.zeros(7), np.zeros(7), np.array([*(behind - 0.08 * d), Z_PUSH]),
+                          objects=at_approach.objects)
+    v = low_lift.act(far_low)
+    assert v[2] > 0.05 and np.linalg.norm(v[:2]) < 1e-9 and low_lift.phase is Phase.LIFT

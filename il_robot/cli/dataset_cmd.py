@@ -59,10 +59,10 @@ def add_parser(sub) -> None:
                         "(1: the expert drives, giving extra expert-labelled episodes at new placements quickly)")
     d.add_argument("--labeller", choices=LABELLERS, default="phased",
                    help="the expert that labels: phased (default; the demonstrating expert's phases with the "
-                        "descent funnel, what the shipped model learned from) or memoryless (its action is a "
-                        "function of the current scene alone; after a slip the phased one says 'up' where on "
-                        "arrival it says 'down'). Fine-tuning the shipped model on memoryless rounds lowered its "
-                        "closed-loop val success (README)")
+                        "descent funnel), low-lift (phased, but a lift after a slip ends at the funnel's height: "
+                        "the phased one says 'up' there where on arrival it says 'down', and the learner hovers) "
+                        "or memoryless (its action is a function of the current scene alone). Fine-tuning on "
+                        "memoryless rounds lowered closed-loop val success (README)")
     d.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel sim processes")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=run_dagger)
@@ -149,7 +149,7 @@ def run_check(args) -> int:
     return 1 if bad else 0
 
 
-LABELLERS = ("memoryless", "phased")     # il_robot.learning.dagger.make_labeller
+LABELLERS = ("phased", "low-lift", "memoryless")     # il_robot.learning.dagger.LABELLERS
 
 
 def run_dagger(args) -> int:

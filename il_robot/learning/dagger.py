@@ -33,6 +33,9 @@ LABEL_FUNNEL = FUNNEL_RADIUS  # and its travel height falls continuously over th
                               # "descend" grows with closeness instead of appearing at one radius
 
 
+LABELLERS = ("phased", "low-lift", "memoryless")
+
+
 @dataclass
 class CorrectionJob:
     dataset: str
@@ -79,14 +82,17 @@ def make_labeller(name: str) -> Policy:
     """The labelling expert. `memoryless`: its action depends on the current scene alone, so the labels are a
     function of what a memoryless learner sees and it can fit them. `phased`: the demonstrating expert's
     phase machine (with the descent funnel), whose phase follows the learner's history: after a slip it says
-    "up" where on arrival it says "down", and a learner fitting both hovers between them."""
+    "up" where on arrival it says "down", and a learner fitting both hovers between them. `low-lift`: the
+    phased expert whose lift after a slip ends at the funnel's height, where arriving says "down"."""
     from il_robot.policies.scripted import ScriptedPusher
 
     if name == "memoryless":
         return ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL, memoryless=True)
     if name == "phased":
         return ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL)
-    raise ValueError(f"unknown labeller {name!r}; choose memoryless or phased")
+    if name == "low-lift":
+        return ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL, low_lift=True)
+    raise ValueError(f"unknown labeller {name!r}; choose one of {', '.join(LABELLERS)}")
 
 
 @lru_cache(maxsize=2)

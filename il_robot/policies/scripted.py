@@ -20,6 +20,11 @@ rises first, as after a lift). A memoryless learner cannot see the phase of a
 phased labeller: at the approach point, mid-height, the phased expert says "up"
 (lifting after a slip) or "down" (descending), and a regressor averages the two
 to a hover.
+
+With `low_lift` (and a funnel) the phases stay, but a lift after a slip ends at
+the funnel's height for where the tip is, not at the full travel height: near
+the approach point "up" then gives way to "down" at the height where arriving
+says "down", so the lift and the descent no longer disagree there.
 """
 
 from __future__ import annotations
@@ -68,8 +73,9 @@ class ScriptedPusher(Policy):
 
     def __init__(self, config: PolicyConfig | None = None, push_speed: float = PUSH_SPEED,
                  arrive_radius: float = ARRIVE_RADIUS, funnel_radius: float | None = None,
-                 memoryless: bool = False):
+                 memoryless: bool = False, low_lift: bool = False):
         self.push_speed = push_speed
+        self.low_lift = low_lift
         self.arrive_radius = arrive_radius
         self.funnel_radius = funnel_radius or (FUNNEL_RADIUS if memoryless else None)
         self.memoryless = memoryless
@@ -120,7 +126,8 @@ class ScriptedPusher(Policy):
                 return self._push(obj, tip, d, lateral)
 
         if self.phase is Phase.LIFT:
-            if tip[2] >= Z_HIGH - 0.01:
+            top = self._travel_height(float(np.linalg.norm(behind - tip[:2]))) if self.low_lift else Z_HIGH
+            if tip[2] >= top - 0.01:
                 self.phase = Phase.TRAVEL
             else:
                 return np.array([0.0, 0.0, 4.0 * (Z_HIGH - tip[2]) + 0.05])
