@@ -59,10 +59,10 @@ def add_parser(sub) -> None:
                         "(1: the expert drives, giving extra expert-labelled episodes at new placements quickly)")
     d.add_argument("--labeller", choices=LABELLERS, default="phased",
                    help="the expert that labels: phased (default; the demonstrating expert's phases with the "
-                        "descent funnel), low-lift (phased, but a lift after a slip ends at the funnel's height: "
-                        "the phased one says 'up' there where on arrival it says 'down', and the learner hovers) "
-                        "or memoryless (its action is a function of the current scene alone). Fine-tuning on "
-                        "memoryless rounds lowered closed-loop val success (README)")
+                        "descent funnel, what the shipped model learned from; after a slip it says 'up' where on "
+                        "arrival it says 'down'), memoryless (its action is a function of the current scene "
+                        "alone) or low-lift (phased, but a lift after a slip ends at the funnel's height). "
+                        "README: what fine-tunes on each gave")
     d.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel sim processes")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=run_dagger)
@@ -149,7 +149,7 @@ def run_check(args) -> int:
     return 1 if bad else 0
 
 
-LABELLERS = ("phased", "low-lift", "memoryless")     # il_robot.learning.dagger.LABELLERS
+LABELLERS = ("phased", "memoryless", "low-lift")     # il_robot.learning.dagger.LABELLERS
 
 
 def run_dagger(args) -> int:

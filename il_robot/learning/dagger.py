@@ -33,7 +33,7 @@ LABEL_FUNNEL = FUNNEL_RADIUS  # and its travel height falls continuously over th
                               # "descend" grows with closeness instead of appearing at one radius
 
 
-LABELLERS = ("phased", "low-lift", "memoryless")
+LABELLERS = ("phased", "memoryless", "low-lift")
 
 
 @dataclass
