@@ -123,3 +123,14 @@ def test_low_lift_expert_ends_a_lift_where_arriving_descends():
                           objects=at_approach.objects)
     v = low_lift.act(far_low)
     assert v[2] > 0.05 and np.linalg.norm(v[:2]) < 1e-9 and low_lift.phase is Phase.LIFT
+
+
+def test_the_cli_offers_exactly_the_labellers_dagger_makes():
+    """dataset_cmd keeps its own copy of the labeller names so that parsing imports nothing heavy."""
+    from il_robot.cli.dataset_cmd import LABELLERS as CLI_LABELLERS
+    from il_robot.learning.dagger import LABELLERS, make_labeller
+
+    assert CLI_LABELLERS == LABELLERS
+    assert all(isinstance(make_labeller(name), ScriptedPusher) for name in LABELLERS)
+    with pytest.raises(ValueError, match="choose one of phased, memoryless, low-lift"):
+        make_labeller("greedy")

@@ -149,7 +149,7 @@ def run_check(args) -> int:
     return 1 if bad else 0
 
 
-LABELLERS = ("phased", "memoryless", "low-lift")     # il_robot.learning.dagger.LABELLERS
+LABELLERS = ("phased", "memoryless", "low-lift")     # = il_robot.learning.dagger.LABELLERS (test_world pins it)
 
 
 def run_dagger(args) -> int:

@@ -33,7 +33,8 @@ LABEL_FUNNEL = FUNNEL_RADIUS  # and its travel height falls continuously over th
                               # "descend" grows with closeness instead of appearing at one radius
 
 
-LABELLERS = ("phased", "memoryless", "low-lift")
+LABELLER_MODES = {"phased": {}, "memoryless": {"memoryless": True}, "low-lift": {"low_lift": True}}
+LABELLERS = tuple(LABELLER_MODES)   # the CLI keeps a copy (no heavy imports at parse time); a test pins them equal
 
 
 @dataclass
@@ -86,13 +87,9 @@ def make_labeller(name: str) -> Policy:
     phased expert whose lift after a slip ends at the funnel's height, where arriving says "down"."""
     from il_robot.policies.scripted import ScriptedPusher
 
-    if name == "memoryless":
-        return ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL, memoryless=True)
-    if name == "phased":
-        return ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL)
-    if name == "low-lift":
-        return ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL, low_lift=True)
-    raise ValueError(f"unknown labeller {name!r}; choose one of {', '.join(LABELLERS)}")
+    if name not in LABELLER_MODES:
+        raise ValueError(f"unknown labeller {name!r}; choose one of {', '.join(LABELLERS)}")
+    return ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL, **LABELLER_MODES[name])
 
 
 @lru_cache(maxsize=2)
