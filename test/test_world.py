@@ -125,6 +125,35 @@ def test_low_lift_expert_ends_a_lift_where_arriving_descends():
     assert v[2] > 0.05 and np.linalg.norm(v[:2]) < 1e-9 and low_lift.phase is Phase.LIFT
 
 
+def test_continuous_expert_has_no_edge_and_no_still_point_near_the_approach_point():
+    """A learner that puts the approach point 2 cm off fits the labels it sees there blurred by that error; an
+    edge in the labels (the memoryless expert switches from "rise first" to "descend" at arrive_radius) blurs
+    to a hover. The continuous labeller changes smoothly along a line out of the approach point, moves
+    everywhere there, and still pushes targets home."""
+    from il_robot.learning.dagger import make_labeller
+    from il_robot.policies.base import Observation
+
+    target, goal = np.array([0.45, 0.05, 0.03]), np.array([GOAL_XY[0], GOAL_XY[1], 0.0])
+    d = (goal[:2] - target[:2]) / np.linalg.norm(goal[:2] - target[:2])
+    side = np.array([-d[1], d[0]])
+
+    def field(labeller, z):
+        behind = target[:2] - d * labeller._standoff()
+        return np.array([labeller.act(Observation(0.0, np.zeros(7), np.zeros(7), np.array([*(behind + r * side), z]),
+                                                  objects={"target": target, "goal": goal}))
+                         for r in np.arange(0.0, 0.07, 0.001)])
+
+    memoryless, continuous = make_labeller("memoryless"), make_labeller("continuous")
+    assert np.abs(np.diff(field(memoryless, 0.05), axis=0)).max() > 0.1      # the edge
+    for z in (0.04, 0.05, 0.07, 0.1):
+        v = field(continuous, z)
+        assert np.abs(np.diff(v, axis=0)).max() < 0.02, z                    # per mm
+        assert np.linalg.norm(v, axis=1).min() > 0.02, z
+    results = [InProcessStack(PushingWorld(make_task("heldout", i))).run_episode(
+        make_labeller("continuous"), seed=i, duration=10.0) for i in range(3)]
+    assert all(r.success for r in results), [r.final_distance for r in results]
+
+
 def test_the_cli_offers_exactly_the_labellers_dagger_makes():
     """dataset_cmd keeps its own copy of the labeller names so that parsing imports nothing heavy."""
     from il_robot.cli.dataset_cmd import LABELLERS as CLI_LABELLERS
@@ -132,5 +161,5 @@ def test_the_cli_offers_exactly_the_labellers_dagger_makes():
 
     assert CLI_LABELLERS == LABELLERS
     assert all(isinstance(make_labeller(name), ScriptedPusher) for name in LABELLERS)
-    with pytest.raises(ValueError, match="choose one of phased, memoryless, low-lift"):
+    with pytest.raises(ValueError, match="choose one of phased, memoryless, low-lift, continuous"):
         make_labeller("greedy")

@@ -61,7 +61,8 @@ def add_parser(sub) -> None:
                    help="the expert that labels: phased (default; the demonstrating expert's phases with the "
                         "descent funnel, what the shipped model learned from; after a slip it says 'up' where on "
                         "arrival it says 'down'), memoryless (its action is a function of the current scene "
-                        "alone) or low-lift (phased, but a lift after a slip ends at the funnel's height). "
+                        "alone), low-lift (phased, but a lift after a slip ends at the funnel's height) or "
+                        "continuous (memoryless, a wider funnel and no descent switch near the approach point). "
                         "README: what fine-tunes on each gave")
     d.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel sim processes")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -149,7 +150,7 @@ def run_check(args) -> int:
     return 1 if bad else 0
 
 
-LABELLERS = ("phased", "memoryless", "low-lift")     # = il_robot.learning.dagger.LABELLERS (test_world pins it)
+LABELLERS = ("phased", "memoryless", "low-lift", "continuous")     # = il_robot.learning.dagger.LABELLERS (test_world pins it)
 
 
 def run_dagger(args) -> int:

@@ -33,7 +33,10 @@ LABEL_FUNNEL = FUNNEL_RADIUS  # and its travel height falls continuously over th
                               # "descend" grows with closeness instead of appearing at one radius
 
 
-LABELLER_MODES = {"phased": {}, "memoryless": {"memoryless": True}, "low-lift": {"low_lift": True}}
+CONTINUOUS_FUNNEL = 0.06  # m: wider than the demos' 4 cm, so a 2 cm error in where the learner puts the approach
+                          # point is a small height error; a tip crossing the target is still above it (11 cm)
+LABELLER_MODES = {"phased": {}, "memoryless": {"memoryless": True}, "low-lift": {"low_lift": True},
+                  "continuous": {"continuous": True, "funnel_radius": CONTINUOUS_FUNNEL}}
 LABELLERS = tuple(LABELLER_MODES)   # the CLI keeps a copy (no heavy imports at parse time); a test pins them equal
 
 
@@ -84,12 +87,14 @@ def make_labeller(name: str) -> Policy:
     function of what a memoryless learner sees and it can fit them. `phased`: the demonstrating expert's
     phase machine (with the descent funnel), whose phase follows the learner's history: after a slip it says
     "up" where on arrival it says "down", and a learner fitting both hovers between them. `low-lift`: the
-    phased expert whose lift after a slip ends at the funnel's height, where arriving says "down"."""
+    phased expert whose lift after a slip ends at the funnel's height, where arriving says "down".
+    `continuous`: memoryless, with a wider funnel and no switch to a fixed descent speed near the approach
+    point, so the labels have no edge there for a learner that is a little off to hover on."""
     from il_robot.policies.scripted import ScriptedPusher
 
     if name not in LABELLER_MODES:
         raise ValueError(f"unknown labeller {name!r}; choose one of {', '.join(LABELLERS)}")
-    return ScriptedPusher(arrive_radius=ARRIVE_RADIUS, funnel_radius=LABEL_FUNNEL, **LABELLER_MODES[name])
+    return ScriptedPusher(**{"arrive_radius": ARRIVE_RADIUS, "funnel_radius": LABEL_FUNNEL, **LABELLER_MODES[name]})
 
 
 @lru_cache(maxsize=2)

@@ -25,6 +25,13 @@ With `low_lift` (and a funnel) the phases stay, but a lift after a slip ends at
 the funnel's height for where the tip is, not at the full travel height: near
 the approach point "up" then gives way to "down" at the height where arriving
 says "down", so the lift and the descent no longer disagree there.
+
+With `continuous` (memoryless) the switch to a fixed descent speed within
+`arrive_radius` becomes a blend over a second `arrive_radius`, and sideways
+motion there goes on however low the tip is: every component of the action is a
+continuous function of the tip's position near the approach point, and the only
+place the field stands still is home. A learner that locates the approach point
+a couple of centimetres off then fits a field with no edge to hover on.
 """
 
 from __future__ import annotations
@@ -73,12 +80,13 @@ class ScriptedPusher(Policy):
 
     def __init__(self, config: PolicyConfig | None = None, push_speed: float = PUSH_SPEED,
                  arrive_radius: float = ARRIVE_RADIUS, funnel_radius: float | None = None,
-                 memoryless: bool = False, low_lift: bool = False):
+                 memoryless: bool = False, low_lift: bool = False, continuous: bool = False):
         self.push_speed = push_speed
         self.low_lift = low_lift
         self.arrive_radius = arrive_radius
         self.funnel_radius = funnel_radius or (FUNNEL_RADIUS if memoryless else None)
-        self.memoryless = memoryless
+        self.memoryless = memoryless or continuous
+        self.continuous = continuous
         self.reset({})
 
     def reset(self, context: dict) -> None:
@@ -170,7 +178,17 @@ class ScriptedPusher(Policy):
         distance_xy = float(np.linalg.norm(to_behind))
         height = self._travel_height(distance_xy)
         v = TRAVEL_GAIN * np.array([*to_behind, height - tip[2]])
-        v[:2] *= float(np.clip(1.0 - (height - tip[2]) / RISE_BAND, 0.0, 1.0))   # below its height: rise first
+        sideways = float(np.clip(1.0 - (height - tip[2]) / RISE_BAND, 0.0, 1.0))   # below its height: rise first
+        if self.continuous:
+            # Within arrive_radius descend at DESCEND_SPEED or more, blending to the funnel's P-law over the next
+            # arrive_radius, and move sideways there however low the tip is: the field has no edge and no point
+            # but the goal where it stands still (the approach point may also lie just out of the arm's reach).
+            near = float(np.clip(2.0 - distance_xy / self.arrive_radius, 0.0, 1.0))
+            if tip[2] - Z_PUSH > 0.006:
+                v[2] = (1.0 - near) * v[2] + near * min(v[2], -DESCEND_SPEED)
+            v[:2] *= max(sideways, near)
+            return v
+        v[:2] *= sideways
         if distance_xy < self.arrive_radius and tip[2] - Z_PUSH > 0.006:
             v[2] = -max(DESCEND_SPEED, -v[2])     # a pure P-law crawls over its last centimetres
         return v
