@@ -22,7 +22,7 @@ from il_robot.data.bag_check import check_bag, inspect_bag
 from il_robot.data.bag_format import DEMO_TOPICS, OPERATOR, REQUIRED_TOPICS
 from il_robot.data.bag_reader import BagError, load_episode, read_bag
 from il_robot.data.bag_writer import EpisodeBagWriter
-from il_robot.data.dataset import DatasetError, build_dataset, load_dataset
+from il_robot.data.dataset import DatasetError, add_to_dataset, build_dataset, load_dataset
 
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 JS, IMG, INFO, ACT = "sensor_msgs/msg/JointState", "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo", \
@@ -395,6 +395,33 @@ def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
 
 
+def test_add_keeps_the_dataset_and_its_dagger_episodes_and_adds_only_new_bags(tmp_path):
+    """More demos later (new train tasks) must not cost the DAgger rounds already in the dataset."""
+    write_synthetic(tmp_path / "bags" / "a", index=0)
+    build_dataset([tmp_path / "bags" / "a"], tmp_path / "ds", progress=False)
+    meta_path = tmp_path / "ds" / "dataset.json"
+    meta = json.loads(meta_path.read_text())
+    correction = {**meta["episodes"][0], "key": "correction-r1-000", "file": "train/correction-r1-000.npz",
+                  "bag": None, "skill": "correction", "dagger": {"round": 1}}
+    shutil.copy(tmp_path / "ds" / "train" / "a.npz", tmp_path / "ds" / correction["file"])
+    meta["episodes"].append(correction)
+    meta_path.write_text(json.dumps(meta))
+    write_synthetic(tmp_path / "bags" / "b", index=1)
+    write_synthetic(tmp_path / "bags" / "c_bad", skip=(topics.EPISODE,))
+    with pytest.raises(DatasetError, match="missing required topic"):
+        add_to_dataset([tmp_path / "bags" / n for n in ("b", "c_bad")], tmp_path / "ds", progress=False)
+    assert json.loads(meta_path.read_text()) == meta and not (tmp_path / "ds" / "train" / "b.npz").exists()
+    summary = add_to_dataset([tmp_path / "bags" / n for n in ("a", "b", "c_bad")], tmp_path / "ds",
+                             skip_bad=True, progress=False)
+    assert summary["added"] == 1 and summary["already_in"] == 1 and summary["episodes"] == 2
+    assert [s["bag"] for s in summary["skipped"]] == [str(tmp_path / "bags" / "c_bad")]
+    ds = load_dataset(tmp_path / "ds")
+    assert [m["key"] for m in ds.episode_meta()] == ["a", "correction-r1-000", "b"]
+    assert np.load(tmp_path / "ds" / "train" / "b.npz")["action"].shape == (10, 3)
+    with pytest.raises(DatasetError, match="not a dataset"):
+        add_to_dataset([tmp_path / "bags" / "b"], tmp_path / "bags", progress=False)
+
+
 # -- the writer ----------------------------------------------------------------------------------------
 
 def test_writer_refuses_to_overwrite_and_leaves_nothing_on_error(tmp_path):
@@ -457,6 +484,8 @@ def test_cli_check_and_build(tmp_path, capsys):
     assert json.loads(summary_file.read_text())["splits"]["val"]["episodes"] == 1
     assert main(["dataset", "build", str(tmp_path / "bags" / "good"), "--out", str(tmp_path / "ds")]) == 2
     assert "exists already" in capsys.readouterr().err
+    assert main(["dataset", "add", str(tmp_path / "ds"), str(tmp_path / "bags"), "--skip-bad", "--quiet"]) == 0
+    assert "added 0 bag(s); 2 were in the dataset already" in capsys.readouterr().out
 
 
 def test_cli_entry_point_exit_status(tmp_path):

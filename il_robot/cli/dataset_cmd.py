@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
         "dataset", help="check demo bags, build the training dataset",
         description="Demo bags are rosbag2 directories, one episode each (docs/dataset.md lists the topics). "
                     "'check' reports what is wrong with a bag; 'build' turns bags into a dataset directory "
-                    "(one .npz per episode under train/ val/ heldout/, split by task set, plus dataset.json).")
+                    "(one .npz per episode under train/ val/ heldout/, split by task set, plus dataset.json); "
+                    "'add' adds more bags to one.")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     b = verbs.add_parser(
@@ -32,6 +33,22 @@ def add_parser(sub) -> None:
     b.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run_build)
+
+    a = verbs.add_parser(
+        "add", help="add more bags to an existing dataset, keeping its DAgger episodes",
+        description="Converts the bags that DATASET does not hold yet (by path; the rest are counted and "
+                    "skipped, so re-running over a growing demo directory adds only the new ones) and keeps "
+                    "everything DATASET holds, DAgger episodes included. dataset.json is rewritten only "
+                    "once all new bags are in; a failure leaves DATASET as it was. New train tasks join "
+                    "the next `dataset dagger` round.")
+    a.add_argument("dataset", metavar="DATASET", help="dataset directory (il-robot dataset build), changed in place")
+    a.add_argument("bags", nargs="+", metavar="BAG",
+                   help="bag directory, or a directory searched recursively for bags")
+    a.add_argument("--skip-bad", action="store_true",
+                   help="leave bad bags out (listed in the summary) instead of failing")
+    a.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.set_defaults(func=run_add)
 
     c = verbs.add_parser(
         "check", help="report what is wrong with bags",
@@ -122,6 +139,21 @@ def run_build(args) -> int:
     except OSError as err:
         raise RuntimeError(f"cannot write dataset {args.out}: {err}") from None
     print_summary(summary, args.out)
+    write_json(args.json, summary)
+    return 0
+
+
+def run_add(args) -> int:
+    from il_robot.cli.main import write_json
+    from il_robot.data.dataset import add_to_dataset
+
+    try:
+        summary = add_to_dataset(find_bags(args.bags), args.dataset, skip_bad=args.skip_bad,
+                                 progress=not args.quiet)
+    except OSError as err:
+        raise RuntimeError(f"cannot write dataset {args.dataset}: {err}") from None
+    print(f"added {summary['added']} bag(s); {summary['already_in']} were in the dataset already")
+    print_summary(summary, args.dataset)
     write_json(args.json, summary)
     return 0
 

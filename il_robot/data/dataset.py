@@ -7,6 +7,7 @@ an interrupted or failed build never leaves something that looks complete.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -95,6 +96,27 @@ def _check_out_dir(out: Path, bags: list[str], force: bool) -> Path:
     return partial
 
 
+def _convert_bags(bags: list[str], root: Path, taken: set[str], image_shape: list | None, skip_bad: bool,
+                  progress: bool, episodes: list[dict], skipped: list[dict]) -> list | None:
+    """Check each bag and write the good ones into `root`, appending to `episodes` as each is written (so a
+    caller can undo a failed run) and to `skipped`; returns the image shape."""
+    for bag in tqdm(bags, desc="bags", unit="bag", disable=not progress):
+        report = inspect_bag(bag)
+        if report.ok:
+            shape = list(report.episode.frames.image.shape[1:])
+            if image_shape is None:
+                image_shape = shape
+            elif shape != image_shape:
+                report.problems.append(Problem(f"image size {shape} differs from the dataset's {image_shape}"))
+        if not report.ok:
+            if not skip_bad:
+                raise DatasetError(_bad_bag_message(report))
+            skipped.append({"bag": bag, "problems": [str(p) for p in report.problems]})
+            continue
+        episodes.append(_write_episode(root, _episode_key(Path(bag), taken), bag, report))
+    return image_shape
+
+
 def build_dataset(bags: list[str | Path], out_dir: str | Path, force: bool = False, skip_bad: bool = False,
                   progress: bool = True) -> dict:
     """Check and convert every bag; returns the summary also stored in dataset.json.
@@ -107,23 +129,10 @@ def build_dataset(bags: list[str | Path], out_dir: str | Path, force: bool = Fal
     out = Path(out_dir)
     bags = list(dict.fromkeys(str(b) for b in bags))        # the same bag twice counts once
     partial = _check_out_dir(out, bags, force)
-    episodes, skipped, taken, image_shape = [], [], set(), None
+    episodes, skipped = [], []
     partial.mkdir(parents=True)
     try:
-        for bag in tqdm(bags, desc="bags", unit="bag", disable=not progress):
-            report = inspect_bag(bag)
-            if report.ok:
-                shape = list(report.episode.frames.image.shape[1:])
-                if image_shape is None:
-                    image_shape = shape
-                elif shape != image_shape:
-                    report.problems.append(Problem(f"image size {shape} differs from the dataset's {image_shape}"))
-            if not report.ok:
-                if not skip_bad:
-                    raise DatasetError(_bad_bag_message(report))
-                skipped.append({"bag": bag, "problems": [str(p) for p in report.problems]})
-                continue
-            episodes.append(_write_episode(partial, _episode_key(Path(bag), taken), bag, report))
+        image_shape = _convert_bags(bags, partial, set(), None, skip_bad, progress, episodes, skipped)
         if not episodes:
             raise DatasetError(f"no usable episodes: all {len(bags)} bag(s) are bad")
         summary = summarize(episodes, skipped)
@@ -139,6 +148,35 @@ def build_dataset(bags: list[str | Path], out_dir: str | Path, force: bool = Fal
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return summary
+
+
+def add_to_dataset(bags: list[str | Path], dataset_dir: str | Path, skip_bad: bool = False,
+                   progress: bool = True) -> dict:
+    """Add the bags that are not in an existing dataset yet (by resolved path) and keep everything it holds,
+    DAgger episodes included: more demos later without rebuilding and relabelling. dataset.json is rewritten
+    atomically at the end; a failure removes the files this call wrote and leaves the dataset as it was."""
+    root = Path(dataset_dir)
+    meta_path = root / "dataset.json"
+    if not meta_path.is_file():
+        raise DatasetError(f"{root} is not a dataset (no dataset.json); create one with `il-robot dataset build`")
+    meta = json.loads(meta_path.read_text())
+    have = {str(Path(e["bag"]).resolve()) for e in meta["episodes"] if e.get("bag")}
+    new = [b for b in dict.fromkeys(str(b) for b in bags) if str(Path(b).resolve()) not in have]
+    taken = {e["key"] for e in meta["episodes"]}
+    episodes, skipped = [], []
+    try:
+        _convert_bags(new, root, taken, meta.get("image_shape"), skip_bad, progress, episodes, skipped)
+        old_skipped = [s for s in meta["summary"].get("skipped", []) if s["bag"] not in set(new)]
+        meta["episodes"] = meta["episodes"] + episodes
+        meta["summary"] = summarize([e for e in meta["episodes"] if e.get("bag")], old_skipped + skipped)
+        tmp = meta_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, meta_path)
+    except BaseException:
+        for e in episodes:
+            (root / e["file"]).unlink(missing_ok=True)
+        raise
+    return {**meta["summary"], "added": len(episodes), "already_in": len(bags) - len(new)}
 
 
 def _move_into_place(partial: Path, out: Path) -> None:
