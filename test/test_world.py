@@ -13,7 +13,7 @@ def test_task_sets_are_reproducible_and_disjoint():
     assert make_task("train", 5) == make_task("train", 5)
     train = {(t.target, t.distractor) for t in task_set("train")}
     heldout = {(t.target, t.distractor) for t in task_set("heldout")}
-    assert len(train) == 200 and not train & heldout
+    assert len(train) == 400 and not train & heldout
     with pytest.raises(ValueError, match="unknown task set"):
         make_task("test", 0)
 
