@@ -74,12 +74,14 @@ def add_parser(sub) -> None:
     d.add_argument("--beta", type=float, default=0.0,
                    help="probability per tick that the expert's action is executed instead of the model's "
                         "(1: the expert drives, giving extra expert-labelled episodes at new placements quickly)")
-    d.add_argument("--labeller", choices=LABELLERS, default="phased",
-                   help="the expert that labels: phased (default; the demonstrating expert's phases with the "
-                        "descent funnel, what the shipped model learned from; after a slip it says 'up' where on "
-                        "arrival it says 'down'), memoryless (its action is a function of the current scene "
-                        "alone), low-lift (phased, but a lift after a slip ends at the funnel's height) or "
-                        "continuous (memoryless, a wider funnel and no descent switch near the approach point). "
+    d.add_argument("--labeller", choices=LABELLERS, default="continuous",
+                   help="the expert that labels: continuous (default; what the shipped model's last fine-tune "
+                        "learned from: its action is a function of the current scene alone, with no edge near "
+                        "the approach point for a learner a little off to hover on), phased (the demonstrating "
+                        "expert's phases with the descent funnel; after a slip it says 'up' where on arrival it "
+                        "says 'down'), memoryless (scene alone, but 'rise first' and 'descend' meet at a line "
+                        "2 cm from the approach point) or low-lift (phased, but a lift after a slip ends at the "
+                        "funnel's height). "
                         "README: what fine-tunes on each gave")
     d.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel sim processes")
     d.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -48,7 +48,7 @@ class CorrectionJob:
     demo_file: str       # npz (relative to the dataset) of the demo the learner is conditioned on
     round: int
     beta: float          # probability that a tick executes the expert's action instead of the learner's
-    labeller: str = "phased"
+    labeller: str = "continuous"
     duration: float = 10.0
 
 
@@ -145,7 +145,7 @@ def run_job(job: CorrectionJob) -> dict:
 
 def collect_corrections(dataset: str | Path, model_dir: str | Path, round_: int, beta: float = 0.0,
                         num_tasks: int | None = None, workers: int = 1, progress: bool = True,
-                        labeller: str = "phased") -> dict:
+                        labeller: str = "continuous") -> dict:
     """Run one corrective episode per train task of the dataset (tasks 0..num_tasks-1 when given) and
     add them to it (dataset.json rewritten atomically at the end; an episode of the same round and
     task is replaced)."""
