@@ -23,15 +23,10 @@ def add_parser(sub) -> None:
                     "the action stamped with it, else the previous one held) and writes the dataset. It is "
                     "built in OUT.partial and renamed to OUT only when complete; a failed or interrupted "
                     "build leaves nothing behind. A bad bag fails the build unless --skip-bad.")
-    b.add_argument("bags", nargs="+", metavar="BAG",
-                   help="bag directory, or a directory searched recursively for bags")
+    _bag_conversion_arguments(b)
     b.add_argument("--out", required=True, metavar="DIR", help="dataset directory to create")
     b.add_argument("--force", action="store_true",
                    help="replace an existing dataset at DIR (only once the new one is complete)")
-    b.add_argument("--skip-bad", action="store_true",
-                   help="leave bad bags out (listed in the summary) instead of failing")
-    b.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run_build)
 
     a = verbs.add_parser(
@@ -42,12 +37,7 @@ def add_parser(sub) -> None:
                     "once all new bags are in; a failure leaves DATASET as it was. New train tasks join "
                     "the next `dataset dagger` round.")
     a.add_argument("dataset", metavar="DATASET", help="dataset directory (il-robot dataset build), changed in place")
-    a.add_argument("bags", nargs="+", metavar="BAG",
-                   help="bag directory, or a directory searched recursively for bags")
-    a.add_argument("--skip-bad", action="store_true",
-                   help="leave bad bags out (listed in the summary) instead of failing")
-    a.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
-    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    _bag_conversion_arguments(a)
     a.set_defaults(func=run_add)
 
     c = verbs.add_parser(
@@ -86,6 +76,16 @@ def add_parser(sub) -> None:
     d.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel sim processes")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=run_dagger)
+
+
+def _bag_conversion_arguments(p) -> None:
+    """The bags and options that `build` and `add` share: both convert bags into a dataset."""
+    p.add_argument("bags", nargs="+", metavar="BAG",
+                   help="bag directory, or a directory searched recursively for bags")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave bad bags out (listed in the summary) instead of failing")
+    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _looks_like_bag(d: Path) -> bool:

@@ -161,22 +161,29 @@ def add_to_dataset(bags: list[str | Path], dataset_dir: str | Path, skip_bad: bo
         raise DatasetError(f"{root} is not a dataset (no dataset.json); create one with `il-robot dataset build`")
     meta = json.loads(meta_path.read_text())
     have = {str(Path(e["bag"]).resolve()) for e in meta["episodes"] if e.get("bag")}
-    new = [b for b in dict.fromkeys(str(b) for b in bags) if str(Path(b).resolve()) not in have]
+    bags = list(dict.fromkeys(str(b) for b in bags))        # the same bag twice counts once
+    new = [b for b in bags if str(Path(b).resolve()) not in have]
     taken = {e["key"] for e in meta["episodes"]}
     episodes, skipped = [], []
     try:
         _convert_bags(new, root, taken, meta.get("image_shape"), skip_bad, progress, episodes, skipped)
-        old_skipped = [s for s in meta["summary"].get("skipped", []) if s["bag"] not in set(new)]
+        old_skipped = [s for s in meta["summary"].get("skipped", []) if s["bag"] not in new]
         meta["episodes"] = meta["episodes"] + episodes
         meta["summary"] = summarize([e for e in meta["episodes"] if e.get("bag")], old_skipped + skipped)
-        tmp = meta_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, meta_path)
+        write_meta(root, meta)
     except BaseException:
         for e in episodes:
             (root / e["file"]).unlink(missing_ok=True)
         raise
     return {**meta["summary"], "added": len(episodes), "already_in": len(bags) - len(new)}
+
+
+def write_meta(root: str | Path, meta: dict) -> None:
+    """Rewrite a dataset's dataset.json atomically: a reader sees the old file or the new one, never half."""
+    path = Path(root) / "dataset.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, path)
 
 
 def _move_into_place(partial: Path, out: Path) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from il_robot.data.dataset import write_meta
 from il_robot.learning.tecnet_data import CORRECTION_SKILL
 from il_robot.policies.base import Observation, Policy
 from il_robot.policies.scripted import FUNNEL_RADIUS
@@ -168,9 +169,7 @@ def collect_corrections(dataset: str | Path, model_dir: str | Path, round_: int,
             bar.set_postfix(learner_success=f"{np.mean([e['success'] for e in entries]):.0%}")
     keys = {e["key"] for e in entries}
     meta["episodes"] = [e for e in meta["episodes"] if e["key"] not in keys] + sorted(entries, key=lambda e: e["key"])
-    tmp = meta_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, meta_path)
+    write_meta(dataset, meta)
     return {"round": round_, "episodes": len(entries), "beta": beta,
             "learner_success": float(np.mean([e["success"] for e in entries])) if entries else None,
             "frames": int(sum(e["frames"] for e in entries))}
