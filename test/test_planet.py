@@ -107,6 +107,27 @@ def test_model_step_actions_average_the_ticks_before_each_frame():
     np.testing.assert_allclose(clipped, [[0.2, 0.2, 0.2]])
 
 
+def test_retargeted_expert_pushes_the_distractor_home_or_the_target_elsewhere():
+    """Seed sources for contact the demos lack: 'wrong' pushes the distractor to the goal and leaves the
+    target where it was; 'redirect' pushes the target to its own random point, not to the goal."""
+    from il_robot.learning.planet_data import _stack_for, run_episode, seed_policy
+    from il_robot.learning.planet_reward import goal_distance
+
+    stack = _stack_for("train", 0)
+    arrays, meta = run_episode(stack, seed_policy("wrong", 7, 0.2), 7, 8.0, "wrong")
+    assert meta["source"] == "wrong" and not meta["success"]
+    assert np.linalg.norm(arrays["target"][-1, :2] - arrays["target"][0, :2]) < 0.01
+    assert goal_distance(arrays["distractor"][-1]) < 0.5 * goal_distance(arrays["distractor"][0])
+    policy = seed_policy("redirect", 8, 0.2)
+    arrays, _ = run_episode(stack, policy, 8, 8.0, "redirect")
+    aim = policy.goal[:2]
+    start, end = arrays["target"][0, :2], arrays["target"][-1, :2]
+    moved, wanted = end - start, aim - start
+    cosine = moved @ wanted / (np.linalg.norm(moved) * np.linalg.norm(wanted))
+    print(f"redirect: moved {np.linalg.norm(moved):.3f} m, cosine to the aim {cosine:.2f}")
+    assert np.linalg.norm(moved) > 0.05 and cosine > 0.7                   # pushed towards its own point
+
+
 @pytest.fixture(scope="module")
 def episodes_dir(tmp_path_factory) -> Path:
     """Tiny seed data: 2 train tasks x (expert, random) + 1 val episode, 1 s each."""
@@ -186,6 +207,31 @@ def test_model_shapes_and_losses_are_finite():
     other = model.observe(batch["image"], batch["joints"], batch["action"], -task, sample=False)["state"]
     assert not torch.allclose(other, model.observe(batch["image"], batch["joints"], batch["action"], task,
                                                    sample=False)["state"])
+
+
+@needs_torch
+def test_positions_reward_head_scores_the_decoded_positions_with_the_known_reward():
+    """reward_head 'positions': the planner's reward is planet_reward.reward of the tip and target the
+    task-conditioned position head decodes (so another task vector gives another reward)."""
+    import torch
+
+    from il_robot.learning.planet_model import ModelConfig, PlaNet
+    from il_robot.learning.planet_reward import RewardConfig, reward
+
+    torch.manual_seed(0)
+    model = PlaNet(ModelConfig(conv_depth=4, belief_size=16, state_size=4, hidden_size=16, task_size=4,
+                               reward_head="positions"))
+    model.set_normalisation(np.zeros(14), np.ones(14), 0.2, -0.2, 0.1, np.full(9, 0.3), np.full(9, 0.1),
+                            goal_xy=(0.55, 0.0), reward_weights=(1.0, 0.25))
+    belief, state, task = torch.randn(5, 16), torch.randn(5, 4), torch.randn(5, 4).tanh()
+    with torch.no_grad():
+        got = model.reward(belief, state, task).numpy()
+        p = model.positions(belief, state, task).numpy()
+        other = model.reward(belief, state, -task).numpy()
+    np.testing.assert_allclose(got, reward(p[:, :3], p[:, 3:6], RewardConfig(1.0, 0.25)), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got, other)
+    with pytest.raises(ValueError, match="reward_head"):
+        PlaNet(ModelConfig(reward_head="oracle"))
 
 
 @needs_torch

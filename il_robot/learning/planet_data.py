@@ -11,7 +11,9 @@ control frame (20 Hz):
   the frame (m/s) | t (T,) s | tip, target, distractor (T,3) m, base frame |
   meta: JSON string (task, task_set, task_index, seed, source, success, final_distance)
 Seed sources: expert / okay / poor (the simulated operators), random (smooth random tip
-velocities); `planner` episodes come from training (--collect-every). numpy + MuJoCo
+velocities), redirect (the expert pushes the target to a random point instead of the goal) and
+wrong (the expert pushes the distractor to the goal); `planner` episodes come from training
+(--collect-every). numpy + MuJoCo
 only; seed collection runs in spawned worker processes like `il-robot record`.
 """
 
@@ -21,7 +23,7 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from il_robot.learning.planet_reward import RewardConfig, goal_distance, reward
 from il_robot.policies.base import Observation, Policy
 from il_robot.sim.tasks import GOAL_RADIUS, TASK_SET_SIZES
 
-SOURCES = ("expert", "okay", "poor", "random", "planner")
+SOURCES = ("expert", "okay", "poor", "random", "redirect", "wrong", "planner")
 ARRAYS = ("image", "q", "qd", "action", "t", "tip", "target", "distractor")
 
 
@@ -80,11 +82,49 @@ class RandomPusher(Policy):
         return self.v.copy()
 
 
+class RetargetedExpert(Policy):
+    """The expert operator shown a rewritten scene, for contact the demos never show.
+
+    'redirect': the goal moves to a random point of the placement region, so the target is pushed
+    in every direction, not only towards the goal (a model that saw only those learns "the target
+    drifts to the goal when the tip is low" rather than what a push does). 'wrong': target and
+    distractor swap roles, so the other object is pushed home and the reward stays poor (which
+    object the task names matters, and touching the wrong one moves only that one)."""
+
+    needs_privileged = True
+
+    def __init__(self, mode: str, seed: int = 0):
+        from il_robot.teleop.operators import SimulatedOperator
+
+        if mode not in ("redirect", "wrong"):
+            raise ValueError(f"unknown retargeting '{mode}'")
+        self.mode, self.seed = mode, seed
+        self.operator = SimulatedOperator("expert", seed=seed)
+        self.reset({})
+
+    def reset(self, context: dict) -> None:
+        from il_robot.sim.tasks import X_RANGE, Y_RANGE
+
+        self.operator.reset(context)
+        rng = np.random.default_rng([self.seed, int(context.get("seed", 0)), 23])
+        self.goal = np.array([rng.uniform(*X_RANGE), rng.uniform(*Y_RANGE), 0.0])
+
+    def act(self, obs: Observation) -> np.ndarray:
+        objects = dict(obs.objects)
+        if self.mode == "redirect":
+            objects["goal"] = self.goal.copy()
+        elif "target" in objects and "distractor" in objects:
+            objects["target"], objects["distractor"] = objects["distractor"], objects["target"]
+        return self.operator.act(replace(obs, objects=objects))
+
+
 def seed_policy(source: str, seed: int, action_bound: float) -> Policy:
     from il_robot.teleop.operators import SimulatedOperator
 
     if source == "random":
         return RandomPusher(action_bound, seed)
+    if source in ("redirect", "wrong"):
+        return RetargetedExpert(source, seed)
     return SimulatedOperator(source, seed=seed)
 
 

@@ -48,6 +48,8 @@ class ModelConfig:
     task_size: int = 32         # task vector fed to the posterior and the reward model
     min_std: float = 0.1        # floor of the prior and posterior standard deviations
     keypoint_layers: tuple[int, ...] = ()   # conv layers (1..4) whose spatial-softmax keypoints join the features
+    reward_head: str = "learned"   # "learned": the reward MLP; "positions": the known reward of the decoded
+                                   # tip and target positions (the position head, task-conditioned)
 
 
 def scale_image(x: torch.Tensor) -> torch.Tensor:
@@ -155,7 +157,8 @@ class PlaNet(nn.Module):
         self.posterior = Gaussian(b + e + JOINT_DIM + cfg.task_size, hid, s, cfg.min_std)
         self.decoder = ConvDecoder(b + s, d)
         self.joint_decoder = mlp(b + s, hid, JOINT_DIM)
-        self.position_decoder = mlp(b + s, hid, POSITION_DIM)
+        # Task-conditioned: the latent may hold both objects, the task says which one is the target.
+        self.position_decoder = mlp(b + s + cfg.task_size, hid, POSITION_DIM)
         # Training only: target and distractor positions from one frame's features and the task, so the
         # encoder learns to find the objects directly, not only through the filter (which can lean on
         # "the tip is low, so it is pushing the target").
@@ -170,10 +173,19 @@ class PlaNet(nn.Module):
         self.register_buffer("reward_std", torch.ones(()))
         self.register_buffer("position_mean", torch.zeros(POSITION_DIM))
         self.register_buffer("position_std", torch.ones(POSITION_DIM))
+        self.register_buffer("goal_xy", torch.zeros(2))               # m; for reward_head "positions"
+        self.register_buffer("reward_weights", torch.tensor([1.0, 0.5]))   # goal, reach
+        if cfg.reward_head not in ("learned", "positions"):
+            raise ValueError(f"model.reward_head '{cfg.reward_head}': choose learned or positions")
 
     def set_normalisation(self, joint_mean, joint_std, action_bound: float, reward_mean: float,
-                          reward_std: float, position_mean=None, position_std=None) -> None:
+                          reward_std: float, position_mean=None, position_std=None, goal_xy=None,
+                          reward_weights=None) -> None:
         with torch.no_grad():
+            if goal_xy is not None:
+                self.goal_xy.copy_(torch.as_tensor(goal_xy, dtype=torch.float32))
+            if reward_weights is not None:
+                self.reward_weights.copy_(torch.as_tensor(reward_weights, dtype=torch.float32))
             if position_mean is not None:
                 self.position_mean.copy_(torch.as_tensor(position_mean, dtype=torch.float32))
                 self.position_std.copy_(torch.as_tensor(position_std, dtype=torch.float32))
@@ -201,7 +213,27 @@ class PlaNet(nn.Module):
         return self.reward_model(torch.cat([belief, state, task], dim=-1)).squeeze(-1)
 
     def reward(self, belief: torch.Tensor, state: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """The reward the planner sums (m): the reward MLP's, or that of the decoded positions."""
+        if self.cfg.reward_head == "positions":
+            return self.position_reward(belief, state, task)
         return self.reward_norm(belief, state, task) * self.reward_std + self.reward_mean
+
+    def positions_norm(self, belief: torch.Tensor, state: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """Tip, target, distractor positions (..., 9), normalised by the data's mean/std."""
+        return self.position_decoder(torch.cat([belief, state, task], dim=-1))
+
+    def positions(self, belief: torch.Tensor, state: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        return self.positions_norm(belief, state, task) * self.position_std + self.position_mean
+
+    def position_reward(self, belief: torch.Tensor, state: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """planet_reward.reward on the decoded tip and target: the reward is known given the positions,
+        so only where things are (and go) must be learned, and an imagined state cannot score well
+        without the target being imagined near the goal."""
+        p = self.positions(belief, state, task)
+        tip, target = p[..., 0:3], p[..., 3:6]
+        goal = torch.sqrt(((target[..., :2] - self.goal_xy) ** 2).sum(-1) + 1e-12)
+        reach = torch.sqrt(((tip - target) ** 2).sum(-1) + 1e-12)
+        return -(self.reward_weights[0] * goal + self.reward_weights[1] * reach)
 
     def task_vector(self, frame: torch.Tensor) -> torch.Tensor:
         """(N, task_size) from demo final frames (N, 3, 64, 64), 0..255."""
@@ -290,12 +322,11 @@ def overshooting_losses(model: PlaNet, post: dict[str, torch.Tensor], actions: t
         belief = model.transition(belief.reshape(b * m, -1), state.reshape(b * m, -1),
                                   actions[:, d:d + m].reshape(b * m, -1))
         state, _ = model.prior(belief)
-        x = torch.cat([belief, state], dim=-1)
         task_rows = task[:, None].expand(-1, m, -1).reshape(b * m, -1)
         predicted = model.reward_norm(belief, state, task_rows)
         reward_terms.append(0.5 * ((predicted - reward_target[:, d:d + m].reshape(-1)) ** 2))
-        position_terms.append(0.5 * ((model.position_decoder(x) - position_target[:, d:d + m].reshape(b * m, -1))
-                                     ** 2).sum(-1))
+        position_terms.append(0.5 * ((model.positions_norm(belief, state, task_rows)
+                                      - position_target[:, d:d + m].reshape(b * m, -1)) ** 2).sum(-1))
         belief, state = belief.view(b, m, -1), state.view(b, m, -1)
     if not reward_terms:
         zero = actions.new_zeros(())
@@ -322,7 +353,7 @@ def world_model_losses(model: PlaNet, batch: dict[str, torch.Tensor], cfg: LossC
     predicted = model.reward_norm(belief, state, task_rows)
     reward_loss = 0.5 * ((predicted - reward_target.flatten()) ** 2).mean()
     position_target = (batch["position"] - model.position_mean) / model.position_std
-    position_pred = model.position_decoder(torch.cat([belief, state], dim=-1))
+    position_pred = model.positions_norm(belief, state, task_rows)
     position_loss = 0.5 * ((position_pred - position_target.flatten(0, 1)) ** 2).sum(-1).mean()
     kl = kl_gaussian(post["post_mean"], post["post_std"], post["prior_mean"], post["prior_std"])
     kl_loss = kl.clamp_min(cfg.free_nats).mean()
@@ -339,7 +370,7 @@ def world_model_losses(model: PlaNet, batch: dict[str, torch.Tensor], cfg: LossC
                                                          position_target, cfg.overshooting)
         total = total + cfg.overshooting_weight * (cfg.reward_weight * over_reward
                                                    + cfg.position_weight * over_position)
-        out = {"overshoot_reward_loss": over_reward, "overshoot_position_loss": over_position}
+        out.update(overshoot_reward_loss=over_reward, overshoot_position_loss=over_position)
     with torch.no_grad():
         reward_rmse = torch.sqrt(((predicted - reward_target.flatten()) ** 2).mean()) * model.reward_std
         target_error = ((position_pred[:, 3:5] - position_target.flatten(0, 1)[:, 3:5]) * model.position_std[3:5]

@@ -36,6 +36,7 @@ from il_robot.learning.training_common import CsvLog, fill_config, read_config_v
 from il_robot.policies.base import Observation, Policy
 from il_robot.policies.cem import CEMConfig
 from il_robot.policies.planet import LatentMPC
+from il_robot.sim.tasks import GOAL_XY
 
 CHECKPOINT_FORMAT = "il_robot.planet.checkpoint"
 CHECKPOINT_VERSION = 2        # 2: task-conditioned posterior, position head
@@ -248,8 +249,7 @@ def open_loop(model: PlaNet, episodes: list[data.EpisodeData], cfg: PlanetConfig
     filtered_mse = ((recon - real[:, :c]) ** 2).mean((2, 3, 4))
     image_mse = ((predicted - real[:, c:]) ** 2).mean((0, 2, 3, 4))
     reward_mae = (imagined["reward"] - t["reward"][:, c:]).abs().mean(0)
-    positions = model.position_decoder(torch.cat([imagined["belief"], imagined["state"]], -1))
-    positions = positions * model.position_std + model.position_mean
+    positions = model.positions(imagined["belief"], imagined["state"], task[:, None].expand(-1, horizon, -1))
     target_error = (positions[..., 3:5] - t["position"][:, c:, 3:5]).norm(dim=-1).mean(0)
     if was_training:
         model.train()
@@ -301,7 +301,8 @@ def _normalisation(model: PlaNet, train: list[data.EpisodeData], sampler: data.S
     joints = np.concatenate([np.concatenate([e.arrays["q"], e.arrays["qd"]], axis=1) for e in train])
     mean, std = sampler.reward_stats()
     model.set_normalisation(joints.mean(0), np.maximum(joints.std(0), JOINT_STD_FLOOR), cfg.data.action_bound,
-                            mean, std, *sampler.position_stats())
+                            mean, std, *sampler.position_stats(), goal_xy=GOAL_XY,
+                            reward_weights=(cfg.reward.goal_weight, cfg.reward.reach_weight))
 
 
 def _start_from(model: PlaNet, path: str | Path) -> None:
