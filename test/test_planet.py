@@ -27,7 +27,8 @@ TINY = ["model.conv_depth=4", "model.belief_size=16", "model.state_size=4", "mod
         "collect.train_tasks=2", "collect.val_tasks=1", "collect.seed_episodes_per_task=2",
         "collect.episode_duration=1.0", "collect.seed_sources=[expert,random]",
         "train.log_every=2", "train.eval_every=2", "train.checkpoint_every=2", "train.threads=1",
-        "train.open_loop_context=2", "train.open_loop_horizon=4", "export.horizons=[12]"]
+        "train.open_loop_context=2", "train.open_loop_horizon=4", "export.horizons=[12]",
+        "train.encoder_pretrain_steps=3", "train.encoder_pretrain_batch=4"]
 
 
 # -- CEM (numpy only) ---------------------------------------------------------------------------------
@@ -287,6 +288,40 @@ def test_a_few_training_steps_reduce_the_loss(episodes_dir):
     assert losses[-1] < 0.7 * losses[0], losses
 
 
+@needs_torch
+def test_encoder_pretraining_finds_the_objects_and_feeds_the_posterior(episodes_dir):
+    """Pretraining lowers the frame position loss with only the encoder, task head and frame head
+    moving; with posterior_positions the filter's output depends on that head's estimate."""
+    import torch
+
+    from il_robot.learning.planet_data import SequenceSampler, load_episodes, split
+    from il_robot.learning.planet_model import ModelConfig, PlaNet
+    from il_robot.learning.planet_pretrain import pretrain_encoder
+    from il_robot.learning.planet_reward import RewardConfig
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    sampler = SequenceSampler(split(load_episodes(episodes_dir), "train"), 2, 5, 0.2, RewardConfig(),
+                              np.random.default_rng(0), hue_augment=0.5)
+    frames = sampler.sample_frames(6)
+    assert frames["image"].shape == (6, 64, 64, 3) and frames["position"].shape == (6, 9)
+    model = PlaNet(ModelConfig(conv_depth=4, belief_size=16, state_size=4, hidden_size=16, task_size=4,
+                               keypoint_layers=(1, 2), posterior_positions=True))
+    model.set_normalisation(np.zeros(14), np.ones(14), 0.2, -0.2, 0.1, *sampler.position_stats())
+    gru_before = model.gru.inputs.weight.detach().clone()
+    first = pretrain_encoder(model, sampler, 5, 16, 1e-2, 1e-4, log_every=5, progress=False)
+    last = pretrain_encoder(model, sampler, 150, 16, 1e-2, 1e-4, log_every=25, progress=False)
+    assert last["frame_position_loss"] < 0.7 * first["frame_position_loss"], (first, last)
+    assert torch.equal(model.gru.inputs.weight, gru_before)           # the world model itself is untouched
+    batch = random_batch()
+    task = model.task_vector(batch["task_frame"])
+    before = model.observe(batch["image"], batch["joints"], batch["action"], task, sample=False)["state"]
+    with torch.no_grad():
+        model.frame_position_head[-1].bias.add_(1.0)
+    after = model.observe(batch["image"], batch["joints"], batch["action"], task, sample=False)["state"]
+    assert not torch.allclose(before, after)
+
+
 # -- the CLI round trip: collect, train (+ planner episodes), resume, export -----------------------------------
 
 @pytest.fixture(scope="module")
@@ -332,6 +367,8 @@ def test_training_writes_checkpoints_logs_figures_video_and_model(trained_run):
     assert len(planner_eps) == 2        # steps 3 and 6: --collect-every is saved with the run and kept on resume
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["data"]["train"]["by_source"]["planner"] == 2
+    pretrain_steps = [int(line.split(",")[0]) for line in (run / "pretrain_log.csv").read_text().splitlines()[1:]]
+    assert pretrain_steps == [2, 3] and summary["encoder_pretrain"] is None   # a fresh run only, not on resume
 
 
 @needs_torch

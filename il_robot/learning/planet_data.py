@@ -412,6 +412,21 @@ class SequenceSampler:
             out["task_frame"].append(task_frame)
         return {k: np.stack(v) for k, v in out.items()}
 
+    def sample_frames(self, batch: int) -> dict[str, np.ndarray]:
+        """Single frames (no chunks): image (B, 64, 64, 3), its episode's task frame and positions (B, 9),
+        hue-turned like chunks; for pretraining the encoder to find the objects."""
+        out: dict[str, list] = {"image": [], "task_frame": [], "position": []}
+        for _ in range(batch):
+            index = int(self.rng.integers(len(self.episodes)))
+            k = int(self.rng.integers(self.episodes[index].length))
+            image, task_frame = self.episodes[index].arrays["image"][k:k + 1], self.task_frames.frame(index, self.rng)
+            if self.hue_augment and self.rng.uniform() < self.hue_augment:
+                image, task_frame = self._turned(image, task_frame)
+            out["image"].append(image[0])
+            out["task_frame"].append(task_frame)
+            out["position"].append(self.positions[index][k])
+        return {k: np.stack(v) for k, v in out.items()}
+
     def _turned(self, images: np.ndarray, task_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The chunk's frames and its task frame with the objects' hue turned by one random angle: a new
         pair of object colours, the same task (the goal, table and arm keep theirs)."""

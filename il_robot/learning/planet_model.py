@@ -50,6 +50,9 @@ class ModelConfig:
     keypoint_layers: tuple[int, ...] = ()   # conv layers (1..4) whose spatial-softmax keypoints join the features
     reward_head: str = "learned"   # "learned": the reward MLP; "positions": the known reward of the decoded
                                    # tip and target positions (the position head, task-conditioned)
+    posterior_positions: bool = False  # the posterior also reads the frame position head's estimate of where the
+                                       # target and distractor are in this frame (detached: it stays a supervised
+                                       # estimate), so the filter need not learn to find the objects itself
 
 
 def scale_image(x: torch.Tensor) -> torch.Tensor:
@@ -154,7 +157,8 @@ class PlaNet(nn.Module):
         self.embed_state_action = nn.Linear(s + ACTION_DIM, hid)
         self.gru = GRUCell(hid, b)
         self.prior = Gaussian(b, hid, s, cfg.min_std)
-        self.posterior = Gaussian(b + e + JOINT_DIM + cfg.task_size, hid, s, cfg.min_std)
+        frame_positions = POSITION_DIM - 3 if cfg.posterior_positions else 0
+        self.posterior = Gaussian(b + e + JOINT_DIM + cfg.task_size + frame_positions, hid, s, cfg.min_std)
         self.decoder = ConvDecoder(b + s, d)
         self.joint_decoder = mlp(b + s, hid, JOINT_DIM)
         # Task-conditioned: the latent may hold both objects, the task says which one is the target.
@@ -206,7 +210,15 @@ class PlaNet(nn.Module):
 
     def posterior_from(self, belief: torch.Tensor, features: torch.Tensor, joints: torch.Tensor,
                        task: torch.Tensor):
-        return self.posterior(torch.cat([belief, features, self.norm_joints(joints), task], dim=-1))
+        inputs = [belief, features, self.norm_joints(joints), task]
+        if self.cfg.posterior_positions:
+            inputs.append(self.frame_positions_norm(features, task).detach())
+        return self.posterior(torch.cat(inputs, dim=-1))
+
+    def frame_positions_norm(self, features: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """Target and distractor positions (..., 6) from one frame's encoder features and the task,
+        normalised like the position targets."""
+        return self.frame_position_head(torch.cat([features, task], dim=-1))
 
     def reward_norm(self, belief: torch.Tensor, state: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """Predicted reward, normalised by the data's reward mean/std (what the loss sees)."""
@@ -361,7 +373,7 @@ def world_model_losses(model: PlaNet, batch: dict[str, torch.Tensor], cfg: LossC
              + cfg.position_weight * position_loss + cfg.kl_weight * kl_loss)
     out = {}
     if cfg.frame_position_weight > 0:
-        frame_pred = model.frame_position_head(torch.cat([post["features"].flatten(0, 1), task_rows], dim=-1))
+        frame_pred = model.frame_positions_norm(post["features"].flatten(0, 1), task_rows)
         frame_loss = 0.5 * ((frame_pred - position_target.flatten(0, 1)[:, 3:]) ** 2).sum(-1).mean()
         total = total + cfg.frame_position_weight * frame_loss
         out["frame_position_loss"] = frame_loss

@@ -77,6 +77,8 @@ class RunConfig:
     open_loop_horizon: int = 20     # model steps predicted open loop (cut to what the episodes hold)
     open_loop_sequences: int = 8    # val episodes in the open-loop figures
     video_sequences: int = 3        # of those, how many go into open_loop.mp4
+    encoder_pretrain_steps: int = 0   # a fresh run first trains the encoder alone to find the objects (frames)
+    encoder_pretrain_batch: int = 64  # frames per pretraining step
 
 
 @dataclass
@@ -372,6 +374,16 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PlanetConfig | None = 
     else:
         _normalisation(model, train_eps, sampler, cfg)
     out.mkdir(parents=True, exist_ok=True)
+    pretrained = None
+    if not ckpt and not init_from and cfg.train.encoder_pretrain_steps > 0:
+        from il_robot.learning.planet_pretrain import pretrain_encoder
+
+        model.train()
+        pretrained = pretrain_encoder(model, sampler, cfg.train.encoder_pretrain_steps,
+                                      cfg.train.encoder_pretrain_batch, cfg.optim.lr, cfg.optim.eps,
+                                      out / "pretrain_log.csv", cfg.train.log_every, dev, progress)
+        print(f"encoder pretrained: {pretrained['steps']} steps, target found to "
+              f"{pretrained['target_xy_error'] * 100:.1f} cm on its last training frames", flush=True)
     (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     train_log = CsvLog(out / "train_log.csv", TRAIN_COLUMNS, step if ckpt else None)
     val_log = CsvLog(out / "val_log.csv", VAL_COLUMNS, step if ckpt else None)
@@ -458,7 +470,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PlanetConfig | None = 
     seconds = train_seconds - start_seconds
     steps_per_s = done / seconds if seconds > 0 and done else None
     summary = {"steps": step, "steps_this_run": done, "train_seconds": train_seconds, "steps_per_s": steps_per_s,
-               "threads": threads, "device": str(dev), "data": data_info(),
+               "threads": threads, "device": str(dev), "data": data_info(), "encoder_pretrain": pretrained,
                "final_train": train_log.rows[-1] if train_log.rows else None,
                "final_val": val_log.rows[-1] if val_log.rows else None,
                "checkpoint": str(last_path),
