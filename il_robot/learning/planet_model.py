@@ -12,10 +12,13 @@ observation encoder's conv features of that frame through a small MLP (tanh). Th
 and the reward model both get it, so the latent can hold the *target's* position rather than
 "an object of some colour", and the dynamics stay task-free (physics does not know roles).
 
-Auxiliary position head (training only, not exported): tip, target and distractor positions
-are decoded from (h, s), on filtered states and on states predicted open loop up to
-`overshooting` steps ahead (rewards too). The image loss is dominated by the arm and the table;
-these terms make the latent, and its dynamics, carry what the reward depends on.
+Position heads: tip, target and distractor positions are decoded from (h, s, task), on filtered
+states and on states predicted open loop up to `overshooting` steps ahead (rewards too); the
+image loss is dominated by the arm and the table, these terms make the latent, and its dynamics,
+carry what the reward depends on. With reward_head "positions" the planner's reward is the known
+reward of these decoded positions (exported in the imagine graph). A frame head finds the target
+and distractor in one frame from the encoder's features and the task; with posterior_positions
+the filter reads its estimate (exported in the observe graph).
 
 Units at the boundary: images are float 0..255 NCHW, joints raw (rad, rad/s), actions m/s,
 rewards in the reward's units; normalisation constants are buffers of the module, so the
