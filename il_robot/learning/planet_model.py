@@ -323,6 +323,15 @@ def kl_gaussian(mean_q, std_q, mean_p, std_p) -> torch.Tensor:
     return 0.5 * (var_ratio + ((mean_q - mean_p) / std_p) ** 2 - 1 - torch.log(var_ratio)).sum(-1)
 
 
+def frame_position_loss(model: PlaNet, features: torch.Tensor, task: torch.Tensor,
+                        position_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, prediction) of the frame head: target and distractor from each frame's features and the task,
+    against position_target (N, 9) normalised like the heads' outputs (its tip columns are not used).
+    The world model's frame term and the encoder pretraining both optimise this."""
+    predicted = model.frame_positions_norm(features, task)
+    return 0.5 * ((predicted - position_target[:, 3:]) ** 2).sum(-1).mean(), predicted
+
+
 def overshooting_losses(model: PlaNet, post: dict[str, torch.Tensor], actions: torch.Tensor, task: torch.Tensor,
                         reward_target: torch.Tensor, position_target: torch.Tensor,
                         distance: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -376,8 +385,8 @@ def world_model_losses(model: PlaNet, batch: dict[str, torch.Tensor], cfg: LossC
              + cfg.position_weight * position_loss + cfg.kl_weight * kl_loss)
     out = {}
     if cfg.frame_position_weight > 0:
-        frame_pred = model.frame_positions_norm(post["features"].flatten(0, 1), task_rows)
-        frame_loss = 0.5 * ((frame_pred - position_target.flatten(0, 1)[:, 3:]) ** 2).sum(-1).mean()
+        frame_loss, _ = frame_position_loss(model, post["features"].flatten(0, 1), task_rows,
+                                            position_target.flatten(0, 1))
         total = total + cfg.frame_position_weight * frame_loss
         out["frame_position_loss"] = frame_loss
     if cfg.overshooting > 0:

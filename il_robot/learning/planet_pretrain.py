@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from il_robot.learning.planet_data import SequenceSampler
-from il_robot.learning.planet_model import PlaNet
+from il_robot.learning.planet_model import PlaNet, frame_position_loss
 from il_robot.learning.training_common import CsvLog
 
 COLUMNS = ("step", "wall_time", "frame_position_loss", "target_xy_error")
@@ -41,15 +41,14 @@ def pretrain_encoder(model: PlaNet, sampler: SequenceSampler, steps: int, batch:
         t0 = time.monotonic()
         frames = {k: torch.from_numpy(v).to(device).float() for k, v in sampler.sample_frames(batch).items()}
         task = model.task_vector(frames["task_frame"].permute(0, 3, 1, 2))
-        predicted = model.frame_positions_norm(model.encoder(frames["image"].permute(0, 3, 1, 2)), task)
-        target = ((frames["position"] - model.position_mean) / model.position_std)[:, 3:]
-        loss = 0.5 * ((predicted - target) ** 2).sum(-1).mean()
+        target = (frames["position"] - model.position_mean) / model.position_std
+        loss, predicted = frame_position_loss(model, model.encoder(frames["image"].permute(0, 3, 1, 2)), task, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         seconds += time.monotonic() - t0
         with torch.no_grad():
-            error = ((predicted[:, :2] - target[:, :2]) * std).norm(dim=-1).mean()
+            error = ((predicted[:, :2] - target[:, 3:5]) * std).norm(dim=-1).mean()
         window["frame_position_loss"].append(loss.item())
         window["target_xy_error"].append(error.item())
         bar.update(1)
