@@ -336,7 +336,7 @@ def trained_run(tmp_path_factory, episodes_dir):
     for f in episodes_dir.glob("*.npz"):          # a copy: planner episodes are added to the data directory
         (data_dir / f.name).write_bytes(f.read_bytes())
     run = root / "run"
-    args = ["train", "planet", "--data", str(data_dir), "--out", str(run), "--quiet"]
+    args = ["train", "planet", "--data", str(data_dir), "--out", str(run), "--quiet", "--world-model", "rssm"]
     sets = [x for s in TINY for x in ("--set", s)]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OMP_WAIT_POLICY", "PASSIVE")

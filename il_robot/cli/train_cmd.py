@@ -29,13 +29,18 @@ def add_parser(sub) -> None:
     t.set_defaults(func=run_tecnet)
 
     pl = models.add_parser(
-        "planet", help="PlaNet latent-dynamics model for MPC (RSSM + task-conditioned reward model)",
-        description="Recurrent state-space model, conv encoder/decoder and a reward model conditioned on a demo's "
-                    "last frame (Hafner et al., ICML 2019). DIR holds episodes collected in the simulator (npz); "
-                    "missing seed episodes are collected first, and every collect.every steps the planner acts "
-                    "one episode that joins DIR. OUT gets checkpoints/last.pt, train_log.csv, val_log.csv, "
-                    "curves.png, open_loop.{png,csv,mp4}, summary.json and onnx/ (the model for `--model-dir`). "
-                    "docs/planet.md has the details.")
+        "planet", help="PlaNet latent-dynamics world model for MPC (position latent or RSSM)",
+        description="A world model for the CEM planner (Hafner et al., ICML 2019), conditioned on a demo's last "
+                    "frame. DIR holds episodes collected in the simulator (npz); missing seed episodes are "
+                    "collected first, and every collect.every steps the planner acts one episode that joins DIR. "
+                    "--world-model positions (default, config/planet_positions.yaml): the latent is the tip and "
+                    "the target, found in the frame by a task-matched locator, moved by learned push dynamics; "
+                    "about 25 min here. OUT gets checkpoints/last.pt, train_log.csv, curves.png, "
+                    "open_loop.{png,csv}, summary.json (with val-task planning) and onnx/. --world-model rssm "
+                    "(config/planet.yaml): the paper's RSSM with conv encoder/decoder; OUT also gets val_log.csv "
+                    "and open_loop.mp4. docs/planet.md has the details and the measurements.")
+    pl.add_argument("--world-model", choices=("positions", "rssm"), default="positions",
+                    help="positions (default): tip + target latent; rssm: the paper's recurrent state-space model")
     add_run_arguments(pl, "planet", data_help="episode directory (created and filled if empty)",
                       set_example="data.batch_size=16", resumable="--steps and --collect-every may change")
     pl.add_argument("--collect-every", type=int, metavar="N",
@@ -106,6 +111,8 @@ def run_planet(args) -> int:
         raise RuntimeError(f"{TORCH_HINT} ({err})") from None
     if args.resume and (args.config or args.set or args.init_from):
         raise ValueError("--resume continues with the run's own config and weights; drop --config/--set/--init-from")
+    if args.world_model == "positions":
+        return run_planet_positions(args)
     cfg = None if args.resume else planet_train.load_config(args.config or default_config("planet"), args.set)
     summary = planet_train.train(args.data, args.out, cfg, steps=args.steps, device=args.device, resume=args.resume,
                                  progress=not args.quiet, export=not args.no_export,
@@ -116,4 +123,26 @@ def run_planet(args) -> int:
               f"reward rmse {float(final['reward_rmse']):.4f} m, kl {float(final['kl']):.2f})")
     print(f"run directory: {args.out} (summary.json, curves.png, open_loop.png/.mp4"
           f"{', onnx/' if 'onnx' in summary else ''})")
+    return 0
+
+
+def run_planet_positions(args) -> int:
+    from il_robot.learning import planet_positions_train
+
+    refused = [flag for flag, given in (("--resume", args.resume), ("--init-from", args.init_from),
+                                        ("--steps", args.steps is not None)) if given]
+    if refused:
+        raise ValueError(f"{', '.join(refused)}: not for --world-model positions (a run takes about 25 min; "
+                         "set the parts' steps with --set train.locator_steps=N / train.dynamics_steps=N)")
+    if args.device != "cpu":
+        raise ValueError("--world-model positions trains on the CPU (its networks are small); drop --device")
+    cfg = planet_positions_train.load_config(args.config or default_config("planet_positions"), args.set)
+    if args.collect_every is not None:
+        cfg.collect.every = args.collect_every
+    summary = planet_positions_train.train(args.data, args.out, cfg, progress=not args.quiet,
+                                           export=not args.no_export)
+    v = summary.get("val_planning")
+    if v:
+        print(f"val tasks: {v['successes']}/{v['episodes']} pushed home by the planner")
+    print(f"run directory: {args.out} (summary.json, curves.png, open_loop.png{', onnx/' if 'onnx' in summary else ''})")
     return 0

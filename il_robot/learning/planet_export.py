@@ -3,7 +3,8 @@
 What planning needs and nothing else (no decoder): the task vector of a demo frame, one
 filtering step, and the transition + reward model unrolled over H steps for a batch of
 candidate sequences (dynamic batch axis N; H is fixed per graph, one graph per exported
-horizon). Written to OUT.partial and renamed into place once onnxruntime reproduces torch
+horizon). Either world model exports to the same graphs: the RSSM (planet_model.py) or the
+position latent (planet_positions.py), told apart by the checkpoint's format. Written to OUT.partial and renamed into place once onnxruntime reproduces torch
 to 1e-4 on random inputs with another batch size than the export's, as for TecNet.
 """
 
@@ -21,6 +22,7 @@ import torch
 
 from il_robot.data.bag_format import JOINT_ORDER
 from il_robot.learning.onnx_export import OPSET, TOLERANCE, ExportError, _git_commit, staged_model_dir
+from il_robot.learning import planet_positions_train
 from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM, ImagineGraph, ObserveGraph, PlaNet, TaskGraph
 from il_robot.learning.planet_train import CONTROL_RATE_HZ, PlanetConfig, load_checkpoint, model_from_checkpoint
 from il_robot.policies.planet import FORMAT, METADATA_FILE, VERSION, imagine_graph
@@ -30,9 +32,15 @@ INPUTS = {"task": ["frame"], "observe": ["belief", "state", "action", "image", "
 OUTPUTS = {"task": ["task"], "observe": ["posterior_belief", "posterior_state"], "imagine": ["returns", "rewards"]}
 
 
-def _shapes(model: PlaNet, horizon: int | None = None) -> dict[str, dict[str, list]]:
-    c = model.cfg
-    b, s, t = c.belief_size, c.state_size, c.task_size
+def _sizes(model) -> tuple[int, int, int]:
+    """(belief, state, task) sizes of either world model."""
+    if isinstance(model, PlaNet):
+        return model.cfg.belief_size, model.cfg.state_size, model.cfg.task_size
+    return model.belief_size, model.state_size, model.task_size
+
+
+def _shapes(model, horizon: int | None = None) -> dict[str, dict[str, list]]:
+    b, s, t = _sizes(model)
     return {
         "task": {"frame": ["N", 3, 64, 64], "task": ["N", t]},
         "observe": {"belief": ["N", b], "state": ["N", s], "action": ["N", ACTION_DIM], "image": ["N", 3, 64, 64],
@@ -42,20 +50,22 @@ def _shapes(model: PlaNet, horizon: int | None = None) -> dict[str, dict[str, li
     }
 
 
-def random_inputs(model: PlaNet, kind: str, batch: int, horizon: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+def random_inputs(model, kind: str, batch: int, horizon: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
     """Inputs in the ranges the runtime feeds (pixels 0..255, actions inside the bound, joints near home)."""
     rng = np.random.default_rng(seed)
-    c, bound = model.cfg, float(model.action_scale[0])
-    x = {"belief": np.tanh(rng.normal(size=(batch, c.belief_size))), "state": rng.normal(size=(batch, c.state_size)),
+    (b, s, t), bound = _sizes(model), float(model.action_scale[0])
+    x = {"belief": np.tanh(rng.normal(size=(batch, b))), "state": rng.normal(size=(batch, s)),
          "frame": rng.uniform(0, 255, (batch, 3, 64, 64)), "image": rng.uniform(0, 255, (batch, 3, 64, 64)),
          "action": rng.uniform(-bound, bound, (batch, ACTION_DIM)),
          "joints": (model.joint_mean.numpy() + model.joint_std.numpy() * rng.normal(size=(batch, JOINT_DIM))),
          "actions": rng.uniform(-bound, bound, (batch, horizon, ACTION_DIM)),
-         "task": np.tanh(rng.normal(size=(batch, c.task_size)))}
+         "task": np.tanh(rng.normal(size=(batch, t)))}
     return {k: x[k].astype(np.float32) for k in INPUTS[kind]}
 
 
-def _module(model: PlaNet, kind: str, horizon: int | None) -> torch.nn.Module:
+def _module(model, kind: str, horizon: int | None) -> torch.nn.Module:
+    if not isinstance(model, PlaNet):
+        return model.graph(kind, horizon)
     return {"task": TaskGraph, "observe": ObserveGraph}[kind](model) if kind != "imagine" else ImagineGraph(model,
                                                                                                            horizon)
 
@@ -70,7 +80,7 @@ def _export(module: torch.nn.Module, kind: str, example: dict[str, np.ndarray], 
                           do_constant_folding=True)
 
 
-def verify(model: PlaNet, directory: Path, graphs: dict[str, tuple[str, int | None]],
+def verify(model, directory: Path, graphs: dict[str, tuple[str, int | None]],
            tolerance: float = TOLERANCE, batch: int = 5) -> dict[str, float]:
     """Max abs difference torch vs onnxruntime per graph and output; ExportError past `tolerance`."""
     import onnxruntime as ort
@@ -93,7 +103,7 @@ def verify(model: PlaNet, directory: Path, graphs: dict[str, tuple[str, int | No
     return diffs
 
 
-def metadata(ckpt: dict, model: PlaNet, cfg: PlanetConfig, graphs: dict[str, tuple[str, int | None]],
+def metadata(ckpt: dict, model, cfg: PlanetConfig, graphs: dict[str, tuple[str, int | None]],
              diffs: dict[str, float]) -> dict:
     models = {}
     for name, (kind, horizon) in graphs.items():
@@ -101,7 +111,16 @@ def metadata(ckpt: dict, model: PlaNet, cfg: PlanetConfig, graphs: dict[str, tup
         models[name] = {"file": f"{name}.onnx",
                         "inputs": {k: {"shape": shapes[k], "dtype": "float32"} for k in INPUTS[kind]},
                         "outputs": {k: {"shape": shapes[k], "dtype": "float32"} for k in OUTPUTS[kind]}}
-    c = model.cfg
+    belief_size, state_size, task_size = _sizes(model)
+    positions = not isinstance(model, PlaNet)
+    latent = ({"belief_size": belief_size, "state_size": state_size, "world_model": "positions",
+               "belief": "tip (3, m), target (3, m), previous action / bound (3); state unused (zeros)",
+               "initial": "zeros for belief, state and the previous action at the episode start",
+               "filter": "observe.onnx each model step: tip from the joints, target located in the frame"}
+              if positions else
+              {"belief_size": belief_size, "state_size": state_size, "world_model": "rssm",
+               "initial": "zeros for belief, state and the previous action at the episode start",
+               "filter": "observe.onnx each model step (frame, joints, task); posterior mean"})
     return {
         "format": FORMAT, "version": VERSION, "created": datetime.now(timezone.utc).isoformat(),
         "models": models,
@@ -111,18 +130,18 @@ def metadata(ckpt: dict, model: PlaNet, cfg: PlanetConfig, graphs: dict[str, tup
         "joints": {"names": [f"{j}/position" for j in JOINT_ORDER] + [f"{j}/velocity" for j in JOINT_ORDER],
                    "units": "rad, rad/s", "mean": model.joint_mean.tolist(), "std": model.joint_std.tolist(),
                    "normalise": "(joints - mean) / std, inside the graphs: feed raw values"},
-        "latent": {"belief_size": c.belief_size, "state_size": c.state_size,
-                   "initial": "zeros for belief, state and the previous action at the episode start",
-                   "filter": "observe.onnx each model step (frame, joints, task); posterior mean"},
-        "task": {"size": c.task_size, "from": "task.onnx on the last frame of a demo (target at the goal); "
+        "latent": latent,
+        "task": {"size": task_size, "from": "task.onnx on the last frame of a demo (target at the goal); "
                                               "k demos: mean of their task vectors"},
         "action": {"name": "tip_velocity", "units": "m/s", "frame": "base", "dim": ACTION_DIM,
                    "bound": cfg.data.action_bound, "box": "[-bound, bound] per axis",
                    "repeat": cfg.data.action_repeat, "control_rate_hz": CONTROL_RATE_HZ,
                    "model_step_s": cfg.data.action_repeat / CONTROL_RATE_HZ},
         "reward": {**asdict(cfg.reward), "units": "m (negative distances)",
-                   "definition": "-(goal_weight * |target_xy - goal_xy| + reach_weight * |tip - target|) per frame",
-                   "mean": float(model.reward_mean), "std": float(model.reward_std),
+                   "definition": "-(goal_weight * |target_xy - goal_xy| + reach_weight * max(|tip - target| - "
+                                 "reach_radius, 0)) per frame",
+                   "mean": 0.0 if positions else float(model.reward_mean),
+                   "std": 1.0 if positions else float(model.reward_std),
                    "returns": "sum over the horizon of predicted rewards (prior means), reward units"},
         "planner": {**asdict(cfg.planner), "algorithm": "CEM (il_robot.policies.cem), warm-started",
                     "horizons": sorted(h for _, h in graphs.values() if h)},
@@ -133,6 +152,17 @@ def metadata(ckpt: dict, model: PlaNet, cfg: PlanetConfig, graphs: dict[str, tup
     }
 
 
+def _load_either(path: str | Path) -> dict:
+    """A checkpoint of either world model (the RSSM loader's checks; the position trainer's format)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint at {path}") from None
+    except Exception as err:
+        raise ValueError(f"{path} is not a readable checkpoint: {type(err).__name__}: {err}") from None
+    return ckpt if planet_positions_train.is_positions_checkpoint(ckpt) else load_checkpoint(path)
+
+
 def export_planet(checkpoint: str | Path, out_dir: str | Path, force: bool = False, horizons: list[int] | None = None,
                   tolerance: float = TOLERANCE) -> dict:
     """Write the model directory from a checkpoint; returns its metadata. Horizons: the planner's plus
@@ -141,8 +171,11 @@ def export_planet(checkpoint: str | Path, out_dir: str | Path, force: bool = Fal
     out = Path(out_dir)
     if out.exists() and not force:
         raise ValueError(f"{out} exists already; use --force to replace it")
-    ckpt = load_checkpoint(checkpoint)
-    model, cfg = model_from_checkpoint(ckpt)
+    ckpt = _load_either(checkpoint)
+    if planet_positions_train.is_positions_checkpoint(ckpt):
+        model, cfg = planet_positions_train.model_from_checkpoint(ckpt)
+    else:
+        model, cfg = model_from_checkpoint(ckpt)
     wanted = sorted({cfg.planner.horizon, *(cfg.export.horizons if horizons is None else horizons)})
     if min(wanted) < 1:
         raise ValueError(f"horizons must be >= 1: {wanted}")

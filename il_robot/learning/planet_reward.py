@@ -1,12 +1,15 @@
 """The reward PlaNet learns and plans for, from the simulator's privileged state (numpy only).
 
-Per control frame:  r = -(goal_weight * |target_xy - goal_xy| + reach_weight * |tip - target|)
+Per control frame:  r = -(goal_weight * |target_xy - goal_xy| + reach_weight * max(|tip - target| - reach_radius, 0))
   goal term:  the success measure itself (target centre to goal centre, xy, m);
   reach term: tool tip to the target's centre (3-D, m), a shaping term. With the goal
               term alone every plan that does not touch the target scores the same, and a
               12-step horizon seldom reaches contact from the start pose: the reach term
               tells the planner where to go first; once the tool is at the target it stays
-              about constant while pushing, so the goal term decides the rest.
+              about constant while pushing, so the goal term decides the rest. With a
+              reach_radius the tip only has to come that close: the centre itself is inside
+              the object, and a planner that keeps reaching for it climbs onto the object and
+              tips it over once the goal term is satisfied.
 Episodes store the raw positions (tip, target), not the reward, so the weights are a
 training setting and the true-dynamics baseline scores plans with the same function.
 Shared by data collection, training and the true-dynamics planner; no torch here.
@@ -25,6 +28,7 @@ from il_robot.sim.tasks import GOAL_XY
 class RewardConfig:
     goal_weight: float = 1.0      # weight of the target-to-goal distance (xy, m)
     reach_weight: float = 0.5     # weight of the tip-to-target distance (3-D, m); 0 = the plain success measure
+    reach_radius: float = 0.0     # m: tip-to-target distances below this cost nothing (the object's size)
 
 
 def goal_distance(target) -> np.ndarray:
@@ -38,4 +42,5 @@ def reach_distance(tip, target) -> np.ndarray:
 
 def reward(tip, target, cfg: RewardConfig) -> np.ndarray:
     """Reward (m, negative) per frame for tip (..., 3) and target centre (..., 3)."""
-    return -(cfg.goal_weight * goal_distance(target) + cfg.reach_weight * reach_distance(tip, target))
+    reach = np.maximum(reach_distance(tip, target) - cfg.reach_radius, 0.0)
+    return -(cfg.goal_weight * goal_distance(target) + cfg.reach_weight * reach)

@@ -13,13 +13,30 @@ CAMERA_TARGET = (0.5, 0.0, 0.05)
 CAMERA_FOVY = 34.0
 
 
-def _camera_xyaxes() -> str:
+def _camera_axes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(right, up, forward) unit vectors of the front camera, world frame."""
     pos, target = np.asarray(CAMERA_POS), np.asarray(CAMERA_TARGET)
     forward = (target - pos) / np.linalg.norm(target - pos)
     right = np.cross(forward, (0.0, 0.0, 1.0))
     right /= np.linalg.norm(right)
     up = np.cross(-forward, right)
+    return right, up, forward
+
+
+def _camera_xyaxes() -> str:
+    right, up, _ = _camera_axes()
     return " ".join(f"{v:.6f}" for v in (*right, *up))
+
+
+def camera_pixels(points, height: int, width: int) -> np.ndarray:
+    """(..., 2) image coordinates (u right, v down, in pixels from the top-left corner; pixel k spans
+    k..k+1) where the front camera sees world points (..., 3): the pinhole model of the MJCF camera, for
+    supervising where an object is in a frame without rendering."""
+    right, up, forward = _camera_axes()
+    rel = np.asarray(points, dtype=np.float64) - np.asarray(CAMERA_POS)
+    depth = rel @ forward
+    focal = 0.5 * height / np.tan(np.deg2rad(CAMERA_FOVY) / 2)
+    return np.stack([width / 2 + focal * (rel @ right) / depth, height / 2 - focal * (rel @ up) / depth], axis=-1)
 
 
 def _object_xml(name: str, spec: ObjectSpec) -> str:
