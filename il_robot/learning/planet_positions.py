@@ -43,6 +43,8 @@ class PositionModelConfig:
     task_size: int = 32          # task vector = the locator's query: features of the target at the goal
     hidden_size: int = 128       # dense layers of the tip head and the dynamics
     goal_sigma: float = 1.5      # cells: initial spread of the task frame's weighting around the goal
+    peak_sharpness: float = 4.0  # the locator's mode finder: softmax of this many times the logits
+    peak_window: float = 2.0     # cells: the soft-argmax is taken within this spread around that mode
 
 
 def image_grid(n: int, size: int, device=None) -> torch.Tensor:
@@ -68,6 +70,7 @@ class TargetLocator(nn.Module):
         self.to_position = mlp(2, 64, 3)                       # map coordinates -> table coordinates
         self.register_buffer("position_mean", torch.tensor([0.52, 0.0, 0.03]))
         self.register_buffer("position_std", torch.tensor([0.10, 0.14, 0.01]))
+        self.peak_sharpness, self.window = float(cfg.peak_sharpness), float(cfg.peak_window)
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 3, 64, 64) 0..255 -> (N, C, 32, 32)."""
@@ -78,19 +81,33 @@ class TargetLocator(nn.Module):
         weights = torch.softmax(self.goal_logits.flatten(), 0).view(1, 1, MAP, MAP)
         return self.query((self.features(frame) * weights).sum((2, 3)))
 
-    def attention(self, image: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        """(N, 32, 32) softmax over the map of how much each cell looks like the task's target."""
+    def logits(self, image: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """(N, 32, 32): how much each cell looks like the task's target."""
         keys = self.key(self.features(image))
-        logits = (keys * task[:, :, None, None]).sum(1) * (self.log_gain.exp() / math.sqrt(keys.shape[1]))
-        return torch.softmax(logits.flatten(1), dim=1).view(-1, MAP, MAP)
+        return (keys * task[:, :, None, None]).sum(1) * (self.log_gain.exp() / math.sqrt(keys.shape[1]))
 
-    def position(self, attention: torch.Tensor) -> torch.Tensor:
-        lin = torch.linspace(-1.0, 1.0, MAP, device=attention.device)
-        uv = torch.stack([(attention.sum(1) * lin).sum(-1), (attention.sum(2) * lin).sum(-1)], dim=-1)
+    def attention(self, image: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """(N, 32, 32) softmax of the logits over the map."""
+        logits = self.logits(image, task)
+        return torch.softmax(logits.flatten(1), dim=1).view_as(logits)
+
+    def position(self, logits: torch.Tensor) -> torch.Tensor:
+        """Target centre (N, 3) m: the soft-argmax around the strongest mode. A plain soft-argmax of a map
+        split between two look-alike objects lands between them, on neither; a sharpened copy finds
+        the stronger one, and the map inside a window there gives its centre to a fraction of a cell."""
+        cells = torch.arange(MAP, dtype=logits.dtype, device=logits.device) + 0.5
+        sharp = torch.softmax(self.peak_sharpness * logits.flatten(1), dim=1).view_as(logits)
+        peak_u, peak_v = (sharp.sum(1) * cells).sum(-1), (sharp.sum(2) * cells).sum(-1)
+        window = torch.exp(-((cells[None, None, :] - peak_u[:, None, None]) ** 2
+                             + (cells[None, :, None] - peak_v[:, None, None]) ** 2) / (2 * self.window ** 2))
+        local = torch.softmax(logits.flatten(1), dim=1).view_as(logits) * window
+        local = local / local.sum((1, 2), keepdim=True).clamp_min(1e-12)
+        lin = torch.linspace(-1.0, 1.0, MAP, device=logits.device, dtype=logits.dtype)
+        uv = torch.stack([(local.sum(1) * lin).sum(-1), (local.sum(2) * lin).sum(-1)], dim=-1)
         return self.to_position(uv) * self.position_std + self.position_mean
 
     def forward(self, image: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        return self.position(self.attention(image, task))
+        return self.position(self.logits(image, task))
 
 
 class PushDynamics(nn.Module):

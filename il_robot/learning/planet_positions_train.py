@@ -182,12 +182,13 @@ def _nchw(x: np.ndarray) -> torch.Tensor:
 def locator_loss(model: PositionWorldModel, batch: dict, cfg: PositionTrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     loc = model.locator
     target = torch.as_tensor(batch["position"][:, 3:6])
-    attention = loc.attention(_nchw(batch["image"]), loc.task_vector(_nchw(batch["task_frame"])))
-    predicted = loc.position(attention)
+    logits = loc.logits(_nchw(batch["image"]), loc.task_vector(_nchw(batch["task_frame"])))
+    predicted = loc.position(logits)
     loss = (((predicted - target) / loc.position_std) ** 2).sum(-1).mean()
     if cfg.attention_weight > 0:
         blob = attention_target(batch["position"][:, 3:6], cfg.attention_sigma)
-        loss = loss + cfg.attention_weight * -(blob * torch.log(attention + 1e-8)).sum((1, 2)).mean()
+        log_attention = torch.log_softmax(logits.flatten(1), dim=1).view_as(logits)
+        loss = loss + cfg.attention_weight * -(blob * log_attention).sum((1, 2)).mean()
     return loss, (predicted - target)[:, :2].norm(dim=-1)
 
 
