@@ -111,6 +111,40 @@ def test_attention_target_peaks_on_the_projected_pixel():
 
 
 @needs_torch
+def test_locator_takes_the_stronger_mode_and_tracks_the_previous_cell():
+    """Two look-alike objects on the map: the centre of one of them, never the point between; with a
+    previous cell, the one near it even when the other looks a little more alike."""
+    import torch
+
+    from il_robot.learning.planet_positions import MAP, PositionModelConfig, TargetLocator
+
+    class MapCoordinates(torch.nn.Module):     # "positions" = the map coordinates themselves (z 0)
+        def forward(self, uv):
+            return torch.nn.functional.pad(uv, (0, 1))
+
+    loc = TargetLocator(PositionModelConfig(locator_channels=4, task_size=4))
+    with torch.no_grad():
+        loc.to_position = MapCoordinates()
+        loc.position_mean.zero_()
+        loc.position_std.fill_(1.0)
+    cells = torch.arange(MAP, dtype=torch.float32) + 0.5
+
+    def bump(u, v, height):
+        return height * torch.exp(-((cells[None, :] - u) ** 2 + (cells[:, None] - v) ** 2) / 2.0)
+
+    logits = (bump(6.5, 8.5, 6.0) + bump(24.5, 20.5, 6.5))[None]       # B is a little stronger
+    uv_of = lambda cell: (cell - MAP / 2) / (MAP / 2 - 0.5)             # noqa: E731  cell -> [-1, 1]
+    position, cell = loc.locate(logits)
+    np.testing.assert_allclose(cell[0].numpy(), [24.5, 20.5], atol=0.3)
+    np.testing.assert_allclose(position[0, :2].numpy(), uv_of(np.array([24.5, 20.5])), atol=0.03)
+    prior = torch.tensor([[7.0, 9.0]])                                  # last frame found A
+    _, cell = loc.locate(loc.track(logits, prior, sigma=4.0))
+    np.testing.assert_allclose(cell[0].numpy(), [6.5, 8.5], atol=0.3)
+    _, cell = loc.locate(loc.track(logits, torch.zeros(1, 2), sigma=4.0))   # no previous frame: untouched
+    np.testing.assert_allclose(cell[0].numpy(), [24.5, 20.5], atol=0.3)
+
+
+@needs_torch
 def test_locator_and_dynamics_losses_fall_on_real_episodes(episodes_dir):
     import torch
 
@@ -197,7 +231,7 @@ def test_exported_graphs_match_the_torch_model(trained_run):
 
     meta = json.loads((trained_run / "run" / "onnx" / "metadata.json").read_text())
     assert meta["latent"]["world_model"] == "positions"
-    assert meta["latent"]["belief_size"] == 9 and meta["reward"]["reach_radius"] == 0.05
+    assert meta["latent"]["belief_size"] == 11 and meta["reward"]["reach_radius"] == 0.05
     assert max(meta["verification"]["max_abs_diff"].values()) <= 1e-4
     onnx_model = PlanetModel(trained_run / "run" / "onnx")
     ckpt = torch.load(trained_run / "run" / "checkpoints" / "last.pt", weights_only=True)
@@ -206,12 +240,15 @@ def test_exported_graphs_match_the_torch_model(trained_run):
     frame = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
     task = ref.task_vector(frame)
     np.testing.assert_allclose(onnx_model.task_vector(frame), task, atol=1e-4)
-    belief, state = np.zeros((1, 9), np.float32), np.zeros((1, 1), np.float32)
+    belief, state = np.zeros((1, 11), np.float32), np.zeros((1, 1), np.float32)
     joints, action = np.linspace(-1, 1, 14), np.array([[0.1, -0.05, 0.0]], np.float32)
     got, want = onnx_model.observe(belief, state, action, frame, joints, task), ref.observe(belief, state, action,
                                                                                             frame, joints, task)
     np.testing.assert_allclose(got[0], want[0], atol=1e-4)
     np.testing.assert_allclose(got[0][0, 6:9], action[0] / 0.2, atol=1e-6)   # the command, in bounds
+    assert np.all((got[0][0, 9:11] > 0) & (got[0][0, 9:11] < 32))              # the target's map cell
+    tracked = onnx_model.observe(got[0], state, action, frame, joints, task)   # now with a previous cell
+    np.testing.assert_allclose(tracked[0], ref.observe(got[0], state, action, frame, joints, task)[0], atol=1e-4)
     seqs = rng.uniform(-0.2, 0.2, (9, 3, 3))
     np.testing.assert_allclose(onnx_model.returns(want[0], state, seqs, task), ref.returns(want[0], state, seqs, task),
                                atol=1e-4)

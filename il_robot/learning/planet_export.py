@@ -114,7 +114,8 @@ def metadata(ckpt: dict, model, cfg: PlanetConfig, graphs: dict[str, tuple[str, 
     belief_size, state_size, task_size = _sizes(model)
     positions = not isinstance(model, PlaNet)
     latent = ({"belief_size": belief_size, "state_size": state_size, "world_model": "positions",
-               "belief": "tip (3, m), target (3, m), previous action / bound (3); state unused (zeros)",
+               "belief": "tip (3, m), target (3, m), previous action / bound (3), the target's cell in the "
+                         "locator's 32x32 map (2; zeros: none yet); state unused (zeros)",
                "initial": "zeros for belief, state and the previous action at the episode start",
                "filter": "observe.onnx each model step: tip from the joints, target located in the frame"}
               if positions else

@@ -15,8 +15,9 @@ world model gives its latent a meaning instead, and learns each part from the sa
             command, the object's move from where it is *relative to the tip* and how the tip moves.
             Relative coordinates make a push learned anywhere on the table hold everywhere.
 
-Belief (the filter's state, observe graph): tip (3), target (3), previous command / bound (3). The
-planner imagines with the dynamics from the belief and scores with the known reward of the positions.
+Belief (the filter's state, observe graph): tip (3), target (3), previous command / bound (3), and the
+target's cell in the locator's map (2), where the next frame looks for it first. The planner imagines
+with the dynamics from the belief and scores with the known reward of the positions.
 Same graphs, inputs and outputs as the RSSM (task / observe / imagine), so the runtime, the policy node
 and the benches run it unchanged.
 """
@@ -33,7 +34,7 @@ from torch import nn
 from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM, mlp
 
 MAP = 32                 # the locator's feature map is MAP x MAP (64 px frames, stride 2)
-BELIEF_SIZE = 9          # tip (3), target (3), previous action in bounds (3)
+BELIEF_SIZE = 11         # tip (3), target (3), previous action in bounds (3), target's map cell (u, v; 0 = none)
 STATE_SIZE = 1           # unused (zeros): the graphs keep the RSSM's (belief, state) interface
 
 
@@ -45,6 +46,8 @@ class PositionModelConfig:
     goal_sigma: float = 1.5      # cells: initial spread of the task frame's weighting around the goal
     peak_sharpness: float = 4.0  # the locator's mode finder: softmax of this many times the logits
     peak_window: float = 2.0     # cells: the soft-argmax is taken within this spread around that mode
+    track_sigma: float = 4.0     # cells: after the first frame, the target is looked for near where it was
+                                 # (a Gaussian prior on the map; a push moves it under ~3 cells a step); 0 = off
 
 
 def image_grid(n: int, size: int, device=None) -> torch.Tensor:
@@ -95,16 +98,33 @@ class TargetLocator(nn.Module):
         """Target centre (N, 3) m: the soft-argmax around the strongest mode. A plain soft-argmax of a map
         split between two look-alike objects lands between them, on neither; a sharpened copy finds
         the stronger one, and the map inside a window there gives its centre to a fraction of a cell."""
+        return self.locate(logits)[0]
+
+    def locate(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target centre (N, 3) m, the mode's map cell (N, 2) u, v in cells)."""
         cells = torch.arange(MAP, dtype=logits.dtype, device=logits.device) + 0.5
-        sharp = torch.softmax(self.peak_sharpness * logits.flatten(1), dim=1).view_as(logits)
-        peak_u, peak_v = (sharp.sum(1) * cells).sum(-1), (sharp.sum(2) * cells).sum(-1)
-        window = torch.exp(-((cells[None, None, :] - peak_u[:, None, None]) ** 2
-                             + (cells[None, :, None] - peak_v[:, None, None]) ** 2) / (2 * self.window ** 2))
-        local = torch.softmax(logits.flatten(1), dim=1).view_as(logits) * window
-        local = local / local.sum((1, 2), keepdim=True).clamp_min(1e-12)
-        lin = torch.linspace(-1.0, 1.0, MAP, device=logits.device, dtype=logits.dtype)
-        uv = torch.stack([(local.sum(1) * lin).sum(-1), (local.sum(2) * lin).sum(-1)], dim=-1)
-        return self.to_position(uv) * self.position_std + self.position_mean
+        attention = torch.softmax(logits.flatten(1), dim=1).view_as(logits)
+
+        def centre(weights):
+            return (weights.sum(1) * cells).sum(-1), (weights.sum(2) * cells).sum(-1)
+
+        u, v = centre(torch.softmax(self.peak_sharpness * logits.flatten(1), dim=1).view_as(logits))
+        for _ in range(2):           # the sharpened centre is still pulled a little towards the other mode
+            window = torch.exp(-((cells[None, None, :] - u[:, None, None]) ** 2
+                                 + (cells[None, :, None] - v[:, None, None]) ** 2) / (2 * self.window ** 2))
+            local = attention * window
+            u, v = centre(local / local.sum((1, 2), keepdim=True).clamp_min(1e-12))
+        cell = torch.stack([u, v], dim=-1)
+        uv = (cell - MAP / 2) / (MAP / 2 - 0.5)        # the [-1, 1] coordinates of linspace(-1, 1, MAP)
+        return self.to_position(uv) * self.position_std + self.position_mean, cell
+
+    def track(self, logits: torch.Tensor, cell: torch.Tensor, sigma: float) -> torch.Tensor:
+        """The logits with a Gaussian prior (sigma cells) around the previous frame's cell (N, 2); rows
+        whose cell is (0, 0), no previous frame, are left alone."""
+        cells = torch.arange(MAP, dtype=logits.dtype, device=logits.device) + 0.5
+        have = (cell.abs().sum(-1) > 0).to(logits.dtype)[:, None, None]
+        d2 = (cells[None, None, :] - cell[:, 0, None, None]) ** 2 + (cells[None, :, None] - cell[:, 1, None, None]) ** 2
+        return logits - have * d2 / (2 * sigma ** 2)
 
     def forward(self, image: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         return self.position(self.logits(image, task))
@@ -173,9 +193,14 @@ class PositionWorldModel(nn.Module):
         w = self.reward_weights
         return -(w[0] * goal + w[1] * F.relu(reach - w[2]))
 
-    def observe(self, action, image, joints, task):
-        """Belief (N, 9) after a frame: the tip from the joints, the target from the frame."""
-        return torch.cat([self.tip(joints), self.locator(image, task), action / self.action_scale], dim=-1)
+    def observe(self, belief, action, image, joints, task):
+        """Belief (N, 11) after a frame: the tip from the joints, the target from the frame, looked for near
+        its cell in the previous belief (none at the episode start: zeros)."""
+        logits = self.locator.logits(image, task)
+        if self.cfg.track_sigma > 0:
+            logits = self.locator.track(logits, belief[:, 9:11], self.cfg.track_sigma)
+        target, cell = self.locator.locate(logits)
+        return torch.cat([self.tip(joints), target, action / self.action_scale, cell], dim=-1)
 
     def imagine(self, belief: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Open loop from beliefs (N, 9) with actions (N, H, 3) m/s -> tips, targets (N, H, 3), rewards (N, H)."""
@@ -205,16 +230,15 @@ class _TaskGraph(nn.Module):
 
 
 class _ObserveGraph(nn.Module):
-    """(belief, state, action, image, joints, task) -> (belief, state): belief and state in only keep the
-    RSSM's interface (every frame is located afresh); the zero terms keep them graph inputs (the exporter
-    drops unused ones)."""
+    """(belief, state, action, image, joints, task) -> (belief, state); the state only keeps the RSSM's
+    interface (zeros; the zero term keeps it a graph input, the exporter drops unused ones)."""
 
     def __init__(self, model: PositionWorldModel):
         super().__init__()
         self.model = model
 
     def forward(self, belief, state, action, image, joints, task):
-        return self.model.observe(action, image, joints, task) + 0.0 * belief, state * 0.0
+        return self.model.observe(belief, action, image, joints, task), state * 0.0
 
 
 class _ImagineGraph(nn.Module):
@@ -247,7 +271,8 @@ class PositionBackend:
     @torch.no_grad()
     def observe(self, belief, state, action, image, joints, task):
         f = torch.as_tensor
-        b = self.model.observe(f(action, dtype=torch.float32).reshape(1, ACTION_DIM), self._image(image),
+        b = self.model.observe(f(belief, dtype=torch.float32).reshape(1, BELIEF_SIZE),
+                               f(action, dtype=torch.float32).reshape(1, ACTION_DIM), self._image(image),
                                f(joints, dtype=torch.float32).reshape(1, JOINT_DIM),
                                f(task, dtype=torch.float32).reshape(1, -1))
         return b.numpy(), state

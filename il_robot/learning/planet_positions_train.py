@@ -254,7 +254,8 @@ def open_loop(model: PositionWorldModel, episodes: list[data.EpisodeData], cfg: 
         for start in ("true", "located"):
             tip = torch.as_tensor(a["tip"][t0]) if start == "true" else model.tip(joints)
             target = torch.as_tensor(a["target"][t0]) if start == "true" else located
-            belief = torch.cat([tip.float(), target.float(), torch.as_tensor(previous) / bound], 1)
+            belief = torch.cat([tip.float(), target.float(), torch.as_tensor(previous) / bound,
+                                torch.zeros(len(t0), 2)], 1)
             tips, targets, _ = model.imagine(belief, torch.as_tensor(actions))
             rows.append((start, np.linalg.norm(targets[..., :2].numpy() - truth[..., :2], axis=-1),
                          np.linalg.norm(tips[..., :2].numpy() - tip_truth[..., :2], axis=-1)))
