@@ -77,24 +77,29 @@ def test_transitions_pair_each_frame_with_the_next_model_step(episodes_dir):
 
 
 @needs_torch
-def test_graph_reward_is_the_numpy_reward_with_its_reach_radius():
+@pytest.mark.parametrize("behind", [0.0, 0.05])
+def test_graph_reward_is_the_numpy_reward_with_its_reach_point_and_radius(behind):
     import torch
 
     from il_robot.learning.planet_positions import PositionModelConfig, PositionWorldModel
-    from il_robot.learning.planet_reward import RewardConfig, reward
+    from il_robot.learning.planet_reward import RewardConfig, reach_point, reward
     from il_robot.sim.tasks import GOAL_XY
 
-    model = PositionWorldModel(PositionModelConfig(locator_channels=4, task_size=4, hidden_size=8))
-    cfg = RewardConfig(goal_weight=1.0, reach_weight=0.5, reach_radius=0.05)
-    model.set_normalisation(np.zeros(14), np.ones(14), np.zeros(3), np.ones(3), 0.2, GOAL_XY,
-                            (cfg.goal_weight, cfg.reach_weight, cfg.reach_radius))
+    cfg = RewardConfig(goal_weight=1.0, reach_weight=0.5, reach_radius=0.02, reach_behind=behind)
+    model = PositionWorldModel(PositionModelConfig(locator_channels=4, task_size=4, hidden_size=8), reward=cfg)
     rng = np.random.default_rng(0)
     tip, target = rng.uniform(0.3, 0.7, (50, 3)), rng.uniform(0.3, 0.7, (50, 3))
-    tip[:10] = target[:10] + 0.02                           # inside the radius: no reach cost
+    tip[:10] = reach_point(target[:10], cfg) + 0.01            # inside the radius: no reach cost
     got = model.reward(torch.as_tensor(tip, dtype=torch.float32), torch.as_tensor(target, dtype=torch.float32))
     np.testing.assert_allclose(got.numpy(), reward(tip, target, cfg), atol=1e-5)
     np.testing.assert_allclose(reward(tip[:10], target[:10], cfg), reward(tip[:10], target[:10],
                                                                           RewardConfig(reach_weight=0.0)))
+    if behind:      # the point is behind the target, seen from the goal, at the pushing height
+        point = reach_point(target, cfg)
+        to_goal = np.asarray(GOAL_XY) - target[:, :2]
+        np.testing.assert_allclose(np.linalg.norm(point[:, :2] - target[:, :2], axis=1), behind, atol=1e-9)
+        assert np.all(((point[:, :2] - target[:, :2]) * to_goal).sum(1) < 0)       # away from the goal
+        assert np.all(point[:, 2] == cfg.push_height)
 
 
 @needs_torch
@@ -231,7 +236,7 @@ def test_exported_graphs_match_the_torch_model(trained_run):
 
     meta = json.loads((trained_run / "run" / "onnx" / "metadata.json").read_text())
     assert meta["latent"]["world_model"] == "positions"
-    assert meta["latent"]["belief_size"] == 11 and meta["reward"]["reach_radius"] == 0.05
+    assert meta["latent"]["belief_size"] == 11 and meta["reward"]["reach_behind"] == 0.05
     assert max(meta["verification"]["max_abs_diff"].values()) <= 1e-4
     onnx_model = PlanetModel(trained_run / "run" / "onnx")
     ckpt = torch.load(trained_run / "run" / "checkpoints" / "last.pt", weights_only=True)

@@ -92,8 +92,9 @@ def run_episodes(model, args) -> dict:
     n = TASK_SET_SIZES[args.tasks]
     plan = [(i % n, args.seed * 100_000 + i) for i in range(args.episodes)]
     truth_n = args.episodes if args.truth_episodes is None else args.truth_episodes
-    reward_cfg = RewardConfig(**{k: model.meta["reward"][k] for k in ("goal_weight", "reach_weight")},
-                              reach_radius=float(model.meta["reward"].get("reach_radius", 0.0)))
+    reward_cfg = RewardConfig(**{k: float(model.meta["reward"][k]) for k in ("goal_weight", "reach_weight")},
+                              **{k: float(model.meta["reward"][k]) for k in ("reach_radius", "reach_behind", "push_height")
+                                 if k in model.meta["reward"]})
     truth_cfg = TruthConfig(action_repeat=model.repeat, action_bound=model.bound)
     stack = InProcessStack(PushingWorld(make_task(args.tasks, plan[0][0])))
     results: dict[str, list] = {"planet": [], "scripted": [], "truth": []}

@@ -139,8 +139,9 @@ def metadata(ckpt: dict, model, cfg: PlanetConfig, graphs: dict[str, tuple[str, 
                    "repeat": cfg.data.action_repeat, "control_rate_hz": CONTROL_RATE_HZ,
                    "model_step_s": cfg.data.action_repeat / CONTROL_RATE_HZ},
         "reward": {**asdict(cfg.reward), "units": "m (negative distances)",
-                   "definition": "-(goal_weight * |target_xy - goal_xy| + reach_weight * max(|tip - target| - "
-                                 "reach_radius, 0)) per frame",
+                   "definition": "-(goal_weight * |target_xy - goal_xy| + reach_weight * max(|tip - reach point| - "
+                                 "reach_radius, 0)) per frame; reach point: the target's centre, or with "
+                                 "reach_behind > 0 the point that far behind it (away from the goal) at push_height",
                    "mean": 0.0 if positions else float(model.reward_mean),
                    "std": 1.0 if positions else float(model.reward_std),
                    "returns": "sum over the horizon of predicted rewards (prior means), reward units"},

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM, mlp
+from il_robot.learning.planet_reward import RewardConfig
+from il_robot.sim.tasks import GOAL_XY
 
 MAP = 32                 # the locator's feature map is MAP x MAP (64 px frames, stride 2)
 BELIEF_SIZE = 11         # tip (3), target (3), previous action in bounds (3), target's map cell (u, v; 0 = none)
@@ -153,9 +155,10 @@ class PushDynamics(nn.Module):
 class PositionWorldModel(nn.Module):
     kind = "positions"
 
-    def __init__(self, cfg: PositionModelConfig, goal_cell: tuple[float, float] = (MAP / 2, MAP / 2)):
+    def __init__(self, cfg: PositionModelConfig, goal_cell: tuple[float, float] = (MAP / 2, MAP / 2),
+                 reward: RewardConfig | None = None):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.reward_cfg = cfg, reward or RewardConfig()
         self.belief_size, self.state_size, self.task_size = BELIEF_SIZE, STATE_SIZE, cfg.task_size
         self.locator = TargetLocator(cfg, goal_cell)
         self.tip_head = mlp(JOINT_DIM // 2, cfg.hidden_size, 3)
@@ -165,15 +168,11 @@ class PositionWorldModel(nn.Module):
         self.register_buffer("tip_mean", torch.tensor([0.5, 0.0, 0.2]))
         self.register_buffer("tip_std", torch.tensor([0.1, 0.1, 0.1]))
         self.register_buffer("action_scale", torch.ones(ACTION_DIM))      # m/s per unit: the action bound
-        self.register_buffer("goal_xy", torch.zeros(2))
-        self.register_buffer("reward_weights", torch.tensor([1.0, 0.5, 0.0]))   # goal, reach, reach radius (m)
 
-    def set_normalisation(self, joint_mean, joint_std, tip_mean, tip_std, action_bound: float, goal_xy,
-                          reward_weights) -> None:
+    def set_normalisation(self, joint_mean, joint_std, tip_mean, tip_std, action_bound: float) -> None:
         with torch.no_grad():
             for buffer, value in ((self.joint_mean, joint_mean), (self.joint_std, joint_std),
-                                  (self.tip_mean, tip_mean), (self.tip_std, tip_std), (self.goal_xy, goal_xy),
-                                  (self.reward_weights, reward_weights)):
+                                  (self.tip_mean, tip_mean), (self.tip_std, tip_std)):
                 buffer.copy_(torch.as_tensor(value, dtype=torch.float32))
             self.action_scale.fill_(float(action_bound))
 
@@ -187,11 +186,16 @@ class PositionWorldModel(nn.Module):
         return self.tip_head(q) * self.tip_std + self.tip_mean
 
     def reward(self, tip: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """planet_reward.reward in torch (the graph cannot call numpy): m, negative."""
-        goal = torch.sqrt(((target[..., :2] - self.goal_xy) ** 2).sum(-1) + 1e-12)
-        reach = torch.sqrt(((tip - target) ** 2).sum(-1) + 1e-12)
-        w = self.reward_weights
-        return -(w[0] * goal + w[1] * F.relu(reach - w[2]))
+        """planet_reward.reward in torch (the graph cannot call numpy; its settings become constants): m."""
+        r = self.reward_cfg
+        to_goal = torch.tensor(GOAL_XY, dtype=target.dtype, device=target.device) - target[..., :2]
+        goal = torch.sqrt((to_goal ** 2).sum(-1, keepdim=True) + 1e-12)
+        point = target
+        if r.reach_behind > 0:
+            point = torch.cat([target[..., :2] - r.reach_behind * to_goal / goal,
+                               torch.full_like(target[..., 2:3], r.push_height)], dim=-1)
+        reach = torch.sqrt(((tip - point) ** 2).sum(-1) + 1e-12)
+        return -(r.goal_weight * goal[..., 0] + r.reach_weight * F.relu(reach - r.reach_radius))
 
     def observe(self, belief, action, image, joints, task):
         """Belief (N, 11) after a frame: the tip from the joints, the target from the frame, looked for near

@@ -130,7 +130,7 @@ def model_from_checkpoint(ckpt: dict) -> tuple[PositionWorldModel, PositionsConf
     if ckpt.get("version", 0) > CHECKPOINT_VERSION:
         raise ValueError(f"position checkpoint version {ckpt['version']} is newer than this code reads")
     cfg = config_from_dict(ckpt["config"])
-    model = PositionWorldModel(cfg.model)
+    model = PositionWorldModel(cfg.model, reward=cfg.reward)
     model.load_state_dict(ckpt["model"])
     return model.eval(), cfg
 
@@ -287,8 +287,7 @@ def _normalise(model: PositionWorldModel, train: list[data.EpisodeData], cfg: Po
     joints = np.concatenate([np.concatenate([e.arrays["q"], e.arrays["qd"]], 1) for e in train])
     tips = np.concatenate([e.arrays["tip"] for e in train])
     model.set_normalisation(joints.mean(0), np.maximum(joints.std(0), 1e-2), tips.mean(0),
-                            np.maximum(tips.std(0), 1e-2), cfg.data.action_bound, GOAL_XY,
-                            (cfg.reward.goal_weight, cfg.reward.reach_weight, cfg.reward.reach_radius))
+                            np.maximum(tips.std(0), 1e-2), cfg.data.action_bound)
 
 
 def _goal_cell() -> tuple[float, float]:
@@ -321,7 +320,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PositionsConfig | None
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     log = CsvLog(out / "train_log.csv", LOG_COLUMNS, None)
-    model = PositionWorldModel(cfg.model, _goal_cell())
+    model = PositionWorldModel(cfg.model, _goal_cell(), cfg.reward)
     _normalise(model, train_eps, cfg)
     model.train()
     print(f"PlaNet (position latent): {len(train_eps)} train episodes, {len(val_eps)} val episodes; "
