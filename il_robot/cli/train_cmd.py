@@ -46,8 +46,9 @@ def add_parser(sub) -> None:
     pl.add_argument("--collect-every", type=int, metavar="N",
                     help="planner episodes every N training steps (overrides collect.every; 0 = none)")
     pl.add_argument("--init-from", metavar="CKPT",
-                    help="start a new run from this checkpoint's weights and normalisation (same model sizes; "
-                         "an auxiliary head the new config adds starts fresh)")
+                    help="start a new run from this checkpoint's weights (same model settings). rssm: an "
+                         "auxiliary head the new config adds starts fresh; positions: a part given 0 steps "
+                         "(--set train.locator_steps=0) keeps its weights")
     pl.set_defaults(func=run_planet)
 
 
@@ -129,18 +130,18 @@ def run_planet(args) -> int:
 def run_planet_positions(args) -> int:
     from il_robot.learning import planet_positions_train
 
-    refused = [flag for flag, given in (("--resume", args.resume), ("--init-from", args.init_from),
-                                        ("--steps", args.steps is not None)) if given]
+    refused = [flag for flag, given in (("--resume", args.resume), ("--steps", args.steps is not None)) if given]
     if refused:
         raise ValueError(f"{', '.join(refused)}: not for --world-model positions (a run takes about 25 min; "
-                         "set the parts' steps with --set train.locator_steps=N / train.dynamics_steps=N)")
+                         "set the parts' steps with --set train.locator_steps=N / train.dynamics_steps=N, and "
+                         "start from another run's weights with --init-from CKPT)")
     if args.device != "cpu":
         raise ValueError("--world-model positions trains on the CPU (its networks are small); drop --device")
     cfg = planet_positions_train.load_config(args.config or default_config("planet_positions"), args.set)
     if args.collect_every is not None:
         cfg.collect.every = args.collect_every
     summary = planet_positions_train.train(args.data, args.out, cfg, progress=not args.quiet,
-                                           export=not args.no_export)
+                                           export=not args.no_export, init_from=args.init_from)
     v = summary.get("val_planning")
     if v:
         print(f"val tasks: {v['successes']}/{v['episodes']} pushed home by the planner")

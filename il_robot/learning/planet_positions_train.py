@@ -97,11 +97,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Po
     return config_from_dict(read_config_values(path, overrides))
 
 
-def check_config(cfg: PositionsConfig) -> None:
+def check_config(cfg: PositionsConfig, init_from: bool = False) -> None:
     t = cfg.train
-    if min(t.locator_steps, t.tip_steps, t.dynamics_steps) < 1 or min(t.locator_batch, t.tip_batch,
-                                                                       t.dynamics_batch) < 1:
-        raise ValueError("train.*_steps and train.*_batch must be >= 1")
+    least = 0 if init_from else 1
+    if min(t.locator_steps, t.tip_steps, t.dynamics_steps) < least or min(t.locator_batch, t.tip_batch,
+                                                                          t.dynamics_batch) < 1:
+        raise ValueError("train.*_batch must be >= 1 and train.*_steps >= 1 (>= 0 with --init-from: a part with "
+                         "0 steps keeps the weights it starts from)")
     if cfg.data.action_repeat < 1 or not cfg.data.action_bound > 0:
         raise ValueError("data.action_repeat must be >= 1 and data.action_bound > 0")
     if cfg.collect.every < 0:
@@ -296,14 +298,16 @@ def _goal_cell() -> tuple[float, float]:
 
 
 def train(data_dir: str | Path, out_dir: str | Path, cfg: PositionsConfig | None = None,
-          progress: bool = True, export: bool = True) -> dict:
-    """Train the three parts, plan val tasks, export; returns the summary also written to OUT/summary.json."""
+          progress: bool = True, export: bool = True, init_from: str | Path | None = None) -> dict:
+    """Train the three parts, plan val tasks, export; returns the summary also written to OUT/summary.json.
+    With init_from (a position checkpoint with the same model settings) every part starts from its weights,
+    and a part with 0 steps keeps them: e.g. more planner episodes for the dynamics alone."""
     out, data_dir = Path(out_dir), Path(data_dir)
     last_path = out / "checkpoints" / "last.pt"
     if last_path.exists():
         raise ValueError(f"{out} holds a training run already ({last_path}); choose another --out")
     cfg = cfg or PositionsConfig()
-    check_config(cfg)
+    check_config(cfg, init_from is not None)
     threads = set_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
     rng = np.random.default_rng(cfg.train.seed)
@@ -322,6 +326,13 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PositionsConfig | None
     log = CsvLog(out / "train_log.csv", LOG_COLUMNS, None)
     model = PositionWorldModel(cfg.model, _goal_cell(), cfg.reward)
     _normalise(model, train_eps, cfg)
+    if init_from is not None:
+        source = torch.load(init_from, map_location="cpu", weights_only=True)
+        if not is_positions_checkpoint(source):
+            raise ValueError(f"--init-from {init_from}: not a position world model checkpoint")
+        if config_from_dict(source["config"]).model != cfg.model:
+            raise ValueError(f"--init-from {init_from}: its model settings differ from this config's")
+        model.load_state_dict(source["model"])
     model.train()
     print(f"PlaNet (position latent): {len(train_eps)} train episodes, {len(val_eps)} val episodes; "
           f"{threads} threads", flush=True)
@@ -425,7 +436,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PositionsConfig | None
 
     from il_robot.learning.planet_plots import plot_position_curves
 
-    summary = {"steps": steps, "train_seconds": time.monotonic() - started, "threads": threads,
+    summary = {"steps": steps, "init_from": str(init_from) if init_from else None,
+               "train_seconds": time.monotonic() - started, "threads": threads,
                "data": data_info(), "locator": located, "planner_episodes": planner_episodes,
                "checkpoint": str(last_path),
                "plots": {"curves": str(plot_position_curves(log.rows, out / "curves.png"))}}
