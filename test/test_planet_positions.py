@@ -236,7 +236,8 @@ def test_exported_graphs_match_the_torch_model(trained_run):
 
     meta = json.loads((trained_run / "run" / "onnx" / "metadata.json").read_text())
     assert meta["latent"]["world_model"] == "positions"
-    assert meta["latent"]["belief_size"] == 11 and meta["reward"]["reach_behind"] == 0.05
+    assert meta["latent"]["belief_size"] == 11 and meta["reward"]["reach_behind"] == 0.075
+    assert meta["action"]["bound"] == 0.12
     assert max(meta["verification"]["max_abs_diff"].values()) <= 1e-4
     onnx_model = PlanetModel(trained_run / "run" / "onnx")
     ckpt = torch.load(trained_run / "run" / "checkpoints" / "last.pt", weights_only=True)

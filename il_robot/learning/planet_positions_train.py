@@ -50,7 +50,8 @@ LOG_COLUMNS = ("phase", "step", "wall_time", "loss", "train_error", "val_error",
 @dataclass
 class PositionDataConfig:
     action_repeat: int = 4          # control ticks per model step (5 Hz model at 20 Hz control)
-    action_bound: float = 0.2       # m/s per axis: the planner's box; recorded commands are clipped into it
+    action_bound: float = 0.2       # m/s per axis: recorded commands are clipped into it; the model's action unit
+    planner_bound: float = 0.12     # m/s per axis: the planner's box (<= action_bound; the expert pushes at 0.10)
     hue_augment: float = 0.5        # share of locator frames whose objects (and task frame) turn by one hue angle
 
 
@@ -106,6 +107,8 @@ def check_config(cfg: PositionsConfig, init_from: bool = False) -> None:
                          "0 steps keeps the weights it starts from)")
     if cfg.data.action_repeat < 1 or not cfg.data.action_bound > 0:
         raise ValueError("data.action_repeat must be >= 1 and data.action_bound > 0")
+    if not 0 < cfg.data.planner_bound <= cfg.data.action_bound:
+        raise ValueError("data.planner_bound must be in (0, data.action_bound]: the model knows no faster commands")
     if cfg.collect.every < 0:
         raise ValueError("collect.every must be >= 0 (0 = no planner episodes)")
     cfg.planner.check()
@@ -220,7 +223,7 @@ def plan_episode(model: PositionWorldModel, cfg: PositionsConfig, task, task_fra
     stack = stack_cache["stack"]
     stack.world.use_task(task)
     backend = PositionBackend(model)
-    mpc = LatentMPC(backend, cfg.planner, cfg.data.action_bound, cfg.data.action_repeat, noise, seed)
+    mpc = LatentMPC(backend, cfg.planner, cfg.data.planner_bound, cfg.data.action_repeat, noise, seed)
     model.eval()
     try:
         return data.run_episode(stack, _Planner(mpc, backend.task_vector(task_frame)), seed,
