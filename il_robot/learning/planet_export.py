@@ -24,7 +24,8 @@ from il_robot.data.bag_format import JOINT_ORDER
 from il_robot.learning.onnx_export import OPSET, TOLERANCE, ExportError, _git_commit, staged_model_dir
 from il_robot.learning import planet_positions_train
 from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM, ImagineGraph, ObserveGraph, PlaNet, TaskGraph
-from il_robot.learning.planet_train import CONTROL_RATE_HZ, PlanetConfig, load_checkpoint, model_from_checkpoint
+from il_robot.learning.planet_train import (CONTROL_RATE_HZ, PlanetConfig, load_checkpoint, model_from_checkpoint,
+                                           read_checkpoint)
 from il_robot.policies.planet import FORMAT, METADATA_FILE, VERSION, imagine_graph
 
 INPUTS = {"task": ["frame"], "observe": ["belief", "state", "action", "image", "joints", "task"],
@@ -156,14 +157,9 @@ def metadata(ckpt: dict, model, cfg: PlanetConfig, graphs: dict[str, tuple[str, 
 
 
 def _load_either(path: str | Path) -> dict:
-    """A checkpoint of either world model (the RSSM loader's checks; the position trainer's format)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no checkpoint at {path}") from None
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable checkpoint: {type(err).__name__}: {err}") from None
-    return ckpt if planet_positions_train.is_positions_checkpoint(ckpt) else load_checkpoint(path)
+    """A checkpoint of either world model: the position trainer's format, else the RSSM's checks."""
+    ckpt = read_checkpoint(path)
+    return ckpt if planet_positions_train.is_positions_checkpoint(ckpt) else load_checkpoint(path, ckpt)
 
 
 def export_planet(checkpoint: str | Path, out_dir: str | Path, force: bool = False, horizons: list[int] | None = None,

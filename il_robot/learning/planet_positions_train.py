@@ -330,7 +330,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PositionsConfig | None
     model = PositionWorldModel(cfg.model, _goal_cell(), cfg.reward)
     _normalise(model, train_eps, cfg)
     if init_from is not None:
-        source = torch.load(init_from, map_location="cpu", weights_only=True)
+        from il_robot.learning.planet_train import read_checkpoint
+
+        source = read_checkpoint(init_from)
         if not is_positions_checkpoint(source):
             raise ValueError(f"--init-from {init_from}: not a position world model checkpoint")
         if config_from_dict(source["config"]).model != cfg.model:

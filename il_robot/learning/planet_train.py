@@ -136,14 +136,19 @@ def save_checkpoint(path: Path, model: PlaNet, optimizer, step: int, cfg: Planet
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint dict; tensors and plain data only, no pickled code (weights_only)."""
+def read_checkpoint(path: str | Path):
+    """torch.load of tensors and plain data only, no pickled code (weights_only), with clear errors."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"no checkpoint at {path}") from None
     except Exception as err:
         raise ValueError(f"{path} is not a readable checkpoint: {type(err).__name__}: {err}") from None
+
+
+def load_checkpoint(path: str | Path, ckpt: dict | None = None) -> dict:
+    """An RSSM checkpoint dict (`ckpt`: one read already), its format and version checked."""
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a PlaNet checkpoint (format {CHECKPOINT_FORMAT})")
     if ckpt.get("version", 0) > CHECKPOINT_VERSION:
