@@ -446,6 +446,11 @@ class ImagineGraph(nn.Module):
         return rewards.sum(1), rewards
 
 
+def frame_tensor(frame) -> torch.Tensor:
+    """One (H, W, 3) camera frame -> (1, 3, H, W) float 0..255, as the graphs take it."""
+    return torch.as_tensor(frame, dtype=torch.float32).permute(2, 0, 1)[None].contiguous()
+
+
 class TorchBackend:
     """The planning graphs on the torch model, for `LatentMPC` while training collects episodes."""
 
@@ -454,19 +459,16 @@ class TorchBackend:
         self.belief_size, self.state_size = model.cfg.belief_size, model.cfg.state_size
         self._observe, self._task = ObserveGraph(model), TaskGraph(model)
 
-    @staticmethod
-    def _image(frame) -> torch.Tensor:
-        return torch.as_tensor(frame, dtype=torch.float32).permute(2, 0, 1)[None].contiguous()
 
     @torch.no_grad()
     def task_vector(self, frame):
-        return self._task(self._image(frame))[0].numpy()
+        return self._task(frame_tensor(frame))[0].numpy()
 
     @torch.no_grad()
     def observe(self, belief, state, action, image, joints, task):
         f = torch.as_tensor
         b, s = self._observe(f(belief), f(state), f(action, dtype=torch.float32).reshape(1, ACTION_DIM),
-                             self._image(image), f(joints, dtype=torch.float32).reshape(1, JOINT_DIM),
+                             frame_tensor(image), f(joints, dtype=torch.float32).reshape(1, JOINT_DIM),
                              f(task, dtype=torch.float32).reshape(1, -1))
         return b.numpy(), s.numpy()
 

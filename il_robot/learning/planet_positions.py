@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM, mlp
+from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM, frame_tensor, mlp
 from il_robot.learning.planet_reward import RewardConfig
 from il_robot.sim.tasks import GOAL_XY
 
@@ -90,11 +90,6 @@ class TargetLocator(nn.Module):
         """(N, 32, 32): how much each cell looks like the task's target."""
         keys = self.key(self.features(image))
         return (keys * task[:, :, None, None]).sum(1) * (self.log_gain.exp() / math.sqrt(keys.shape[1]))
-
-    def attention(self, image: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        """(N, 32, 32) softmax of the logits over the map."""
-        logits = self.logits(image, task)
-        return torch.softmax(logits.flatten(1), dim=1).view_as(logits)
 
     def position(self, logits: torch.Tensor) -> torch.Tensor:
         """Target centre (N, 3) m: the soft-argmax around the strongest mode. A plain soft-argmax of a map
@@ -264,19 +259,16 @@ class PositionBackend:
         self.model = model
         self.belief_size, self.state_size = BELIEF_SIZE, STATE_SIZE
 
-    @staticmethod
-    def _image(frame) -> torch.Tensor:
-        return torch.as_tensor(frame, dtype=torch.float32).permute(2, 0, 1)[None].contiguous()
 
     @torch.no_grad()
     def task_vector(self, frame):
-        return self.model.task_vector(self._image(frame))[0].numpy()
+        return self.model.task_vector(frame_tensor(frame))[0].numpy()
 
     @torch.no_grad()
     def observe(self, belief, state, action, image, joints, task):
         f = torch.as_tensor
         b = self.model.observe(f(belief, dtype=torch.float32).reshape(1, BELIEF_SIZE),
-                               f(action, dtype=torch.float32).reshape(1, ACTION_DIM), self._image(image),
+                               f(action, dtype=torch.float32).reshape(1, ACTION_DIM), frame_tensor(image),
                                f(joints, dtype=torch.float32).reshape(1, JOINT_DIM),
                                f(task, dtype=torch.float32).reshape(1, -1))
         return b.numpy(), state

@@ -33,8 +33,8 @@ from il_robot.learning import planet_data as data
 from il_robot.learning.planet_data import CollectConfig
 from il_robot.learning.planet_positions import MAP, PositionBackend, PositionModelConfig, PositionWorldModel
 from il_robot.learning.planet_reward import RewardConfig
+from il_robot.learning.planet_train import PlannerPolicy, cached_stack, read_checkpoint
 from il_robot.learning.training_common import CsvLog, fill_config, read_config_values, set_threads
-from il_robot.policies.base import Observation, Policy
 from il_robot.policies.cem import CEMConfig
 from il_robot.policies.planet import LatentMPC
 from il_robot.sim.scene import camera_pixels
@@ -199,34 +199,15 @@ def locator_loss(model: PositionWorldModel, batch: dict, cfg: PositionTrainConfi
 
 # -- planner episodes -------------------------------------------------------------------------------------
 
-class _Planner(Policy):
-    needs_image = True
-
-    def __init__(self, mpc: LatentMPC, task: np.ndarray):
-        self.mpc, self.task = mpc, task
-
-    def reset(self, context: dict) -> None:
-        self.mpc.reset()
-
-    def act(self, obs: Observation) -> np.ndarray:
-        return self.mpc.step(obs.image, np.concatenate([obs.q, obs.qd]), self.task)
-
-
 def plan_episode(model: PositionWorldModel, cfg: PositionsConfig, task, task_frame: np.ndarray, seed: int,
                  noise: float, stack_cache: dict) -> tuple[dict, dict]:
     """One episode of the planner on the torch model in the simulator (in-process control stack)."""
-    from il_robot.rollout import InProcessStack
-    from il_robot.sim.world import PushingWorld
-
-    if "stack" not in stack_cache:
-        stack_cache["stack"] = InProcessStack(PushingWorld(task))
-    stack = stack_cache["stack"]
-    stack.world.use_task(task)
+    stack = cached_stack(stack_cache, task)
     backend = PositionBackend(model)
     mpc = LatentMPC(backend, cfg.planner, cfg.data.planner_bound, cfg.data.action_repeat, noise, seed)
     model.eval()
     try:
-        return data.run_episode(stack, _Planner(mpc, backend.task_vector(task_frame)), seed,
+        return data.run_episode(stack, PlannerPolicy(mpc, backend.task_vector(task_frame)), seed,
                                 cfg.collect.episode_duration, "planner")
     finally:
         model.train()
@@ -330,8 +311,6 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PositionsConfig | None
     model = PositionWorldModel(cfg.model, _goal_cell(), cfg.reward)
     _normalise(model, train_eps, cfg)
     if init_from is not None:
-        from il_robot.learning.planet_train import read_checkpoint
-
         source = read_checkpoint(init_from)
         if not is_positions_checkpoint(source):
             raise ValueError(f"--init-from {init_from}: not a position world model checkpoint")

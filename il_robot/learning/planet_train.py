@@ -168,8 +168,8 @@ def model_from_checkpoint(ckpt: dict) -> tuple[PlaNet, PlanetConfig]:
 
 # -- planner episodes (the PlaNet data loop) ------------------------------------------------------------
 
-class _PlannerPolicy(Policy):
-    """LatentMPC on the torch model, for one task vector."""
+class PlannerPolicy(Policy):
+    """LatentMPC on a torch world model (either kind), for one task vector."""
     needs_image = True
 
     def __init__(self, mpc: LatentMPC, task: np.ndarray):
@@ -182,12 +182,22 @@ class _PlannerPolicy(Policy):
         return self.mpc.step(obs.image, np.concatenate([obs.q, obs.qd]), self.task)
 
 
+def cached_stack(stack_cache: dict, task):
+    """One in-process control stack per run (a MuJoCo world and its renderer), switched to `task`."""
+    from il_robot.rollout import InProcessStack
+    from il_robot.sim.world import PushingWorld
+
+    if "stack" not in stack_cache:
+        stack_cache["stack"] = InProcessStack(PushingWorld(task))
+    stack = stack_cache["stack"]
+    stack.world.use_task(task)
+    return stack
+
+
 def collect_planner_episodes(model: PlaNet, cfg: PlanetConfig, episodes: list[data.EpisodeData], data_dir: Path,
                              step: int, rng: np.random.Generator, stack_cache: dict) -> list[dict]:
     """cfg.collect.episodes_per_collect planner episodes on random train tasks, saved into data_dir."""
-    from il_robot.rollout import InProcessStack
     from il_robot.sim.tasks import make_task
-    from il_robot.sim.world import PushingWorld
 
     train = data.split(episodes, "train")
     frames = data.TaskFrames(train)
@@ -198,16 +208,13 @@ def collect_planner_episodes(model: PlaNet, cfg: PlanetConfig, episodes: list[da
     for k in range(cfg.collect.episodes_per_collect):
         index = int(tasks[rng.integers(len(tasks))])
         task = make_task("train", index)
-        if "stack" not in stack_cache:
-            stack_cache["stack"] = InProcessStack(PushingWorld(task))
-        stack = stack_cache["stack"]
-        stack.world.use_task(task)
+        stack = cached_stack(stack_cache, task)
         member = next(i for i, e in enumerate(train) if e.task == task.name)
         task_vec = backend.task_vector(frames.frame(member, rng))
         seed = 50_000_000 + cfg.collect.seed * 1_000_000 + step * 10 + k
         mpc = LatentMPC(backend, cfg.planner, cfg.data.action_bound, cfg.data.action_repeat,
                         cfg.collect.exploration_noise, seed)
-        arrays, meta = data.run_episode(stack, _PlannerPolicy(mpc, task_vec), seed, cfg.collect.episode_duration,
+        arrays, meta = data.run_episode(stack, PlannerPolicy(mpc, task_vec), seed, cfg.collect.episode_duration,
                                         "planner")
         data.save_episode(data_dir, arrays, meta)
         metas.append(meta)
