@@ -269,9 +269,7 @@ def write_open_loop(out: Path, result: dict) -> dict:
 
 # -- the run ---------------------------------------------------------------------------------------------
 
-def _normalise(model: PositionWorldModel, train: list[data.EpisodeData], cfg: PositionsConfig) -> None:
-    joints = np.concatenate([np.concatenate([e.arrays["q"], e.arrays["qd"]], 1) for e in train])
-    tips = np.concatenate([e.arrays["tip"] for e in train])
+def _normalise(model: PositionWorldModel, joints: np.ndarray, tips: np.ndarray, cfg: PositionsConfig) -> None:
     model.set_normalisation(joints.mean(0), np.maximum(joints.std(0), 1e-2), tips.mean(0),
                             np.maximum(tips.std(0), 1e-2), cfg.data.action_bound)
 
@@ -309,7 +307,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PositionsConfig | None
     (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     log = CsvLog(out / "train_log.csv", LOG_COLUMNS, None)
     model = PositionWorldModel(cfg.model, _goal_cell(), cfg.reward)
-    _normalise(model, train_eps, cfg)
+    joints = np.concatenate([np.concatenate([e.arrays["q"], e.arrays["qd"]], 1) for e in train_eps])
+    tips = np.concatenate([e.arrays["tip"] for e in train_eps])
+    _normalise(model, joints, tips, cfg)
     if init_from is not None:
         source = read_checkpoint(init_from)
         if not is_positions_checkpoint(source):
@@ -361,9 +361,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PositionsConfig | None
     checkpoint()
 
     # 2. tip head
-    q = torch.as_tensor(np.concatenate([np.concatenate([e.arrays["q"], e.arrays["qd"]], 1) for e in train_eps]),
-                        dtype=torch.float32)
-    tips = torch.as_tensor(np.concatenate([e.arrays["tip"] for e in train_eps]), dtype=torch.float32)
+    q = torch.as_tensor(joints, dtype=torch.float32)
+    tips = torch.as_tensor(tips, dtype=torch.float32)
     optimizer = torch.optim.Adam(model.tip_head.parameters(), lr=t.lr)
     for step in tqdm(range(1, t.tip_steps + 1), desc="tip", unit="step", disable=not progress, dynamic_ncols=True):
         idx = torch.randint(len(q), (t.tip_batch,))
