@@ -23,7 +23,7 @@ import torch
 from il_robot.data.bag_format import JOINT_ORDER
 from il_robot.learning.onnx_export import OPSET, TOLERANCE, ExportError, _git_commit, staged_model_dir
 from il_robot.learning import planet_positions_train
-from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM, ImagineGraph, ObserveGraph, PlaNet, TaskGraph
+from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM
 from il_robot.learning.planet_train import (CONTROL_RATE_HZ, PlanetConfig, load_checkpoint, model_from_checkpoint,
                                            read_checkpoint)
 from il_robot.policies.planet import FORMAT, METADATA_FILE, VERSION, imagine_graph
@@ -35,8 +35,6 @@ OUTPUTS = {"task": ["task"], "observe": ["posterior_belief", "posterior_state"],
 
 def _sizes(model) -> tuple[int, int, int]:
     """(belief, state, task) sizes of either world model."""
-    if isinstance(model, PlaNet):
-        return model.cfg.belief_size, model.cfg.state_size, model.cfg.task_size
     return model.belief_size, model.state_size, model.task_size
 
 
@@ -65,10 +63,7 @@ def random_inputs(model, kind: str, batch: int, horizon: int = 1, seed: int = 0)
 
 
 def _module(model, kind: str, horizon: int | None) -> torch.nn.Module:
-    if not isinstance(model, PlaNet):
-        return model.graph(kind, horizon)
-    return {"task": TaskGraph, "observe": ObserveGraph}[kind](model) if kind != "imagine" else ImagineGraph(model,
-                                                                                                           horizon)
+    return model.graph(kind, horizon)
 
 
 def _export(module: torch.nn.Module, kind: str, example: dict[str, np.ndarray], path: Path) -> None:
@@ -113,7 +108,7 @@ def metadata(ckpt: dict, model, cfg: PlanetConfig, graphs: dict[str, tuple[str, 
                         "inputs": {k: {"shape": shapes[k], "dtype": "float32"} for k in INPUTS[kind]},
                         "outputs": {k: {"shape": shapes[k], "dtype": "float32"} for k in OUTPUTS[kind]}}
     belief_size, state_size, task_size = _sizes(model)
-    positions = not isinstance(model, PlaNet)
+    positions = model.kind == "positions"
     latent = ({"belief_size": belief_size, "state_size": state_size, "world_model": "positions",
                "belief": "tip (3, m), target (3, m), previous action / bound (3), the target's cell in the "
                          "locator's 32x32 map (2; zeros: none yet); state unused (zeros)",

@@ -149,8 +149,11 @@ class Gaussian(nn.Module):
 
 
 class PlaNet(nn.Module):
+    kind = "rssm"
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        self.belief_size, self.state_size, self.task_size = cfg.belief_size, cfg.state_size, cfg.task_size
         if cfg.image_size != 64:
             raise ValueError("the conv encoder/decoder are built for 64x64 images")
         self.cfg = cfg
@@ -201,6 +204,11 @@ class PlaNet(nn.Module):
             self.action_scale.fill_(float(action_bound))
             self.reward_mean.fill_(float(reward_mean))
             self.reward_std.fill_(float(reward_std))
+
+    def graph(self, kind: str, horizon: int | None = None) -> nn.Module:
+        """What planning needs, as a module with plain tensor inputs (the ONNX export; the torch backend)."""
+        return {"task": TaskGraph, "observe": ObserveGraph}[kind](self) if kind != "imagine" else \
+            ImagineGraph(self, horizon)
 
     # -- pieces --------------------------------------------------------------------------------------
     def norm_joints(self, joints: torch.Tensor) -> torch.Tensor:
