@@ -84,7 +84,10 @@ def test_swap_mid_episode_misses_no_tick(ros):
             return gated_action
 
     no_sim_time = [Parameter("use_sim_time", value=False)]
-    ros.add(InverseDynamicsNode(context=ros.context, parameter_overrides=no_sim_time))
+    # The test's own pace (wall clock) must not matter: joint states stay fresh between frames, and
+    # the watchdog's zero torque (no fresh state, e.g. before the first one) is not an answer.
+    ros.add(InverseDynamicsNode(context=ros.context, parameter_overrides=no_sim_time + [
+        Parameter("joint_state_timeout", value=5.0)]))
     policy = PolicyNode(context=ros.context, parameter_overrides=no_sim_time)
     spinners = [_Spinner(ros.context, policy), _Spinner(ros.context, policy.control_node)]
     driver = ros.add(rclpy.create_node("driver_stand_in", context=ros.context))
@@ -99,7 +102,8 @@ def test_swap_mid_episode_misses_no_tick(ros):
                 seen[key].append(value)
             cv.notify_all()
 
-    driver.create_subscription(Float64MultiArray, topics.EFFORT_COMMANDS, lambda m: on("torques", None), 1000)
+    driver.create_subscription(Float64MultiArray, topics.EFFORT_COMMANDS,
+                               lambda m: any(m.data) and on("torques", None), 1000)
     driver.create_subscription(JointTrajectory, topics.DESIRED_MOTION,
                                lambda m: on("desired", conv.from_time(m.header.stamp)), 100)
     driver.create_subscription(TwistStamped, topics.TIP_VELOCITY,

@@ -338,13 +338,15 @@ class SimNode(Node):
         k = 0
         next_wall = time.monotonic()
         while not self._stop:
-            with self._cv:
-                self._interrupt = False
-                if self._restart_frames:
-                    k, self._restart_frames = 0, False
-                if lockstep:
-                    self._pending += 1
+            # A reset (service thread, under the world lock) lands either before this block, and the
+            # state published is the new episode's first, or after it, and interrupts the waits.
             with self._lock:
+                with self._cv:
+                    self._interrupt = False
+                    if self._restart_frames:
+                        k, self._restart_frames = 0, False
+                    if lockstep:
+                        self._pending += 1
                 t, frame = self._publish_state(k)
             if lockstep:
                 if frame and self.sync_policy:
@@ -367,6 +369,9 @@ class SimNode(Node):
                     on_time = self._commands_rx > self._rx_at_publish
                     self._rx_at_step = self._commands_rx
             with self._lock:
+                with self._cv:
+                    if self._interrupt:   # reset after the answer came: the new start state is not out yet
+                        continue
                 self.world.step(self._torque())
                 if not self.episode_done:
                     self.loop.steps += 1
