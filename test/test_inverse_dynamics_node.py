@@ -112,6 +112,62 @@ def test_silent_joint_states_give_zero_torque(ros):
     h.next_command_where(lambda c: not c.any())  # the watchdog, with no more joint states
 
 
+def test_a_clock_jump_before_its_joint_state_gives_no_zero_torque(ros):
+    """A simulator reset moves /clock on by more than joint_state_timeout, and the clock may be handled
+    before the joint state stamped at the new time: no zero torque then (a lockstep simulator would
+    take it as the answer to that state), but zero torque once states really stop."""
+    import rclpy
+    from rosgraph_msgs.msg import Clock
+
+    node = ros.add(InverseDynamicsNode(context=ros.context, parameter_overrides=[
+        Parameter("use_sim_time", value=True), Parameter("joint_state_timeout", value=0.05)]))
+    peer = ros.add(rclpy.create_node("sim_stand_in", context=ros.context))
+    cv = threading.Condition()
+    commands: list[np.ndarray] = []
+
+    def on_command(msg):
+        with cv:
+            commands.append(np.array(msg.data))
+            cv.notify_all()
+
+    peer.create_subscription(Float64MultiArray, topics.EFFORT_COMMANDS, on_command, 100)
+    clock = peer.create_publisher(Clock, topics.CLOCK, 10)
+    js = peer.create_publisher(JointState, topics.JOINT_STATES, 10)
+    wait_until(lambda: js.get_subscription_count() > 0 and clock.get_subscription_count() > 0
+               and peer.count_publishers(topics.EFFORT_COMMANDS) > 0, what="discovery")
+
+    def set_clock(t):
+        ticks = node.watchdog_ticks
+        clock.publish(Clock(clock=conv.to_time(t)))
+        wait_until(lambda: node.watchdog_ticks > ticks, what=f"a watchdog tick at t={t}")
+
+    def answer(t):
+        with cv:
+            n = len(commands)
+            js.publish(conv.joint_state(NAMES, HOME, np.zeros(7), np.zeros(7), t))
+            assert cv.wait_for(lambda: len(commands) > n, 5.0), "no torque for the joint state"
+            return commands[-1]
+
+    t = 1.0
+    set_clock(t)
+    for _ in range(3):                  # a running episode: clock and states every 10 ms
+        assert np.abs(answer(t)).max() > 1.0
+        t += 0.01
+        set_clock(t)
+    t += 0.06                           # the reset: the clock jumps, its joint state comes after
+    set_clock(t)
+    assert np.abs(answer(t)).max() > 1.0
+    t += 0.01
+    set_clock(t)
+    with cv:
+        assert all(c.any() for c in commands), "a zero torque came with the clock jump"
+    for _ in range(8):                  # the states stop: zero torque within the timeout + a tick
+        t += 0.01
+        set_clock(t)
+    with cv:
+        assert cv.wait_for(lambda: not commands[-1].any(), 5.0), "no zero torque after the states stopped"
+
+
 def test_silent_desired_motion_holds_pose_with_gravity_compensation(ros):
     h = Harness(ros, desired_timeout=0.05, joint_state_timeout=5.0)   # no watchdog zero in between
     q_held = HOME + 0.05

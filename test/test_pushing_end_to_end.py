@@ -18,13 +18,23 @@ def il_robot(*args, timeout):
                           timeout=timeout, env=dict(os.environ))
 
 
-def test_eval_scripted_expert_on_heldout_tasks(tmp_path):
-    out = tmp_path / "eval.json"
-    proc = il_robot("eval", "--policy", "scripted", "--tasks", "heldout", "--episodes", "20", "--json", str(out),
-                    "--video", str(tmp_path / "videos"), timeout=1500)
+def eval_scripted(out_dir, episodes: int, *extra) -> dict:
+    out = out_dir / "eval.json"
+    proc = il_robot("eval", "--policy", "scripted", "--tasks", "heldout", "--episodes", str(episodes),
+                    "--json", str(out), *extra, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    figures = json.loads(out.read_text())
     print(proc.stdout)
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def twenty_episodes(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval20")
+    return eval_scripted(out, 20, "--video", str(out / "videos"))
+
+
+def test_eval_scripted_expert_on_heldout_tasks(twenty_episodes):
+    figures = twenty_episodes
     assert figures["episodes"] == 20 and len(figures["per_episode"]) == 20
     assert {e["task"] for e in figures["per_episode"]} == {f"heldout/{i:03d}" for i in range(20)}
     assert figures["success_rate"] >= 0.9
@@ -37,6 +47,15 @@ def test_eval_scripted_expert_on_heldout_tasks(tmp_path):
         assert episode["loop"]["physics_steps"] in (4999, 5000) and episode["loop"]["frames"] == 200
         assert episode["loop"]["policy_missed"] == 0   # sync_policy: every frame waits for its answer
         assert read_video_frame_count(episode["video"]) == 200
+
+
+def test_lockstep_eval_replays_exactly(twenty_episodes, tmp_path):
+    """A lockstep evaluation is a replay: another run (new processes, other timing, no video) gives
+    the very same episodes, to the last bit, though contact dynamics amplify any difference."""
+    again = eval_scripted(tmp_path, 3)
+    for first, second in zip(twenty_episodes["per_episode"][:3], again["per_episode"], strict=True):
+        assert (first["task"], first["seed"]) == (second["task"], second["seed"])
+        assert first["final_distance"] == second["final_distance"], (first, second)
 
 
 def test_launch_pushing_runs_episodes(ros, tmp_path):

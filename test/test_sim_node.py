@@ -10,6 +10,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -96,5 +97,77 @@ def test_every_episode_publishes_its_start_state_once_and_counts_what_went_out(r
             # Vary where the next reset lands: while idling in the lock step, or mid-step.
             time.sleep(rng.uniform(0.0, 0.01))   # jitter, not synchronisation
         assert checked == 24
+    finally:
+        sim.close()
+
+
+def _code(stamp_ns: int) -> float:
+    """The torque (joint 1, N m) a test controller answers a state with: says which state it answers."""
+    return ((stamp_ns // 2_000_000) % 500) * 0.01
+
+
+@pytest.mark.parametrize("sync_policy", [False, True])
+def test_each_step_applies_the_answer_to_its_own_state_also_after_re_sends(ros, sync_policy):
+    """A controller that answers some states late (after the simulator re-sent them), and then twice:
+    the duplicate answer must not be taken for the next state's torque, or a replay would differ.
+    Each state's effort shows the torque applied in the step before it."""
+    import rclpy
+    from geometry_msgs.msg import PoseArray
+    from trajectory_msgs.msg import JointTrajectory
+
+    sim = SimNode(context=ros.context, parameter_overrides=[
+        Parameter("mode", value="lockstep"), Parameter("render", value=False),
+        Parameter("episode_duration", value=0.5), Parameter("sync_policy", value=sync_policy)])
+    ros.add(sim)
+    node = ros.add(rclpy.create_node("late_controller", context=ros.context))
+    cv = threading.Condition()
+    states: dict[int, float] = {}       # stamp -> effort of joint 1
+    held: set[int] = set()
+    pub = node.create_publisher(Float64MultiArray, topics.EFFORT_COMMANDS, 10)
+    desired = node.create_publisher(JointTrajectory, topics.DESIRED_MOTION, 10)
+
+    def answer(stamp, n):
+        for _ in range(n):
+            pub.publish(Float64MultiArray(data=[_code(stamp)] + [0.0] * 6))
+
+    def on_state(msg):
+        stamp = msg.header.stamp.sec * NS + msg.header.stamp.nanosec
+        with cv:
+            first = stamp not in states
+            states[stamp] = msg.effort[0]
+            cv.notify_all()
+        if first and (stamp // 2_000_000) % 40 == 7:
+            held.add(stamp)              # no answer until the simulator sends it again
+        elif stamp in held:
+            held.discard(stamp)
+            answer(stamp, 2)             # late: the original's answer and the re-send's
+        else:
+            answer(stamp, 1)
+
+    def on_frame(msg):                   # the policy's answer to each frame
+        reply = JointTrajectory()
+        reply.header.stamp = msg.header.stamp
+        desired.publish(reply)
+
+    node.create_subscription(JointState, topics.JOINT_STATES, on_state, 1000)
+    node.create_subscription(PoseArray, topics.OBJECT_POSES, on_frame, 100)
+    try:
+        info = None
+        reset = node.create_client(Trigger, topics.SIM_RESET)
+        wait_until(reset.service_is_ready, timeout=30, what="the reset service")
+        future = reset.call_async(Trigger.Request())
+        wait_until(future.done, timeout=30, what="the reset")
+        info = json.loads(future.result().message)
+        start = round(info["start_time"] * NS)
+        dt = round(sim.world.timestep * NS)
+        end = start + 250 * dt
+        with cv:
+            assert cv.wait_for(lambda: end + dt in states, 60), "the episode did not run to its end"
+            stamps = sorted(s for s in states if start <= s <= end + dt)
+        late = [s for s in stamps if (s // 2_000_000) % 40 == 7]
+        assert len(late) >= 5 and sim.loop.torque_missed >= 5   # the re-sends happened
+        for before, after in zip(stamps, stamps[1:]):
+            assert after - before == dt
+            assert abs(states[after] - _code(before)) < 1e-9, (before, states[after], _code(before))
     finally:
         sim.close()

@@ -8,6 +8,8 @@ drains it when the policy ticks.
 
 from __future__ import annotations
 
+import time
+
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
@@ -30,5 +32,21 @@ class LatestMessage:
                 return self._latest
             self._latest = taken[0]
 
+    def take_stamped(self, stamp: float, timeout: float):
+        """Newest message, waiting up to `timeout` s (wall) for one stamped at `stamp` or later: a
+        frame is acted on with the joint state of its own instant, which a simulator publishes
+        just before it (on another topic, so it may be read a moment later). Falls back to the
+        newest; None before the first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.take()
+            if msg is not None and _stamp(msg) >= stamp - 1e-9 or time.monotonic() > deadline:
+                return msg
+            time.sleep(0.0002)
+
     def destroy(self) -> None:
         self._node.destroy_node()
+
+
+def _stamp(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9

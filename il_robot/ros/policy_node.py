@@ -38,6 +38,7 @@ from il_robot.ros.runner import run_node
 
 POLICY_PARAMS = ("policy", "model_dir", "demo", "device")
 DEVICES = ("cpu", "cuda", "tensorrt")
+JOINT_STATE_WAIT = 0.01   # s (wall): longest wait for the joint state of a frame's instant
 
 
 class PolicyNode(Node):
@@ -82,13 +83,15 @@ class PolicyNode(Node):
                                               context=self.context, use_global_arguments=False,
                                               start_parameter_services=False)
         control = self.control_node
+        # The episode first: when its description and the first frame are both waiting, the
+        # executor runs callbacks in creation order, and the frame must see the new episode.
+        control.create_subscription(String, topics.EPISODE, self._on_episode, LATCHED)
         self.pub_desired = control.create_publisher(JointTrajectory, desired_topic, 10)
         self.pub_action = control.create_publisher(TwistStamped, topics.TIP_VELOCITY, 10)
         self.joint_states = LatestMessage(self, JointState, topics.JOINT_STATES)
         control.create_subscription(Image, topics.IMAGE, self._on_image, qos_profile_sensor_data)
         control.create_subscription(PoseArray, topics.OBJECT_POSES, self._on_objects, 10)
         control.create_subscription(TwistStamped, teleop_topic, self._on_command, 10)
-        control.create_subscription(String, topics.EPISODE, self._on_episode, LATCHED)
         self.get_logger().info(f"policy '{self.policy_name}' at {self.rate_hz:g} Hz -> '{desired_topic}'")
 
     # -- building and swapping ----------------------------------------------------------
@@ -187,7 +190,7 @@ class PolicyNode(Node):
             if self._last_desired is not None:
                 self.pub_desired.publish(self._last_desired)
             return
-        js = self.joint_states.take()
+        js = self.joint_states.take_stamped(t, JOINT_STATE_WAIT)
         if js is None:
             self.get_logger().warning("no /joint_states yet: not acting", throttle_duration_sec=2.0)
             return

@@ -17,6 +17,10 @@ def _spin_quietly(executor) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # Shutdown (Ctrl-C) landed while a message was taken or a callback published: expected.
 
 
 def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreadedExecutor, **node_kwargs) -> int:
@@ -25,6 +29,7 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
     ensure_localhost_discovery()
     rclpy.init(args=sys.argv if args is None else args)
     node = None
+    sides: list = []
     try:
         node = node_cls(**node_kwargs)
         if os.environ.get("IL_ROBOT_EXECUTOR") == "events" and executor_cls is SingleThreadedExecutor:
@@ -37,14 +42,19 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
         for extra in getattr(node, "extra_nodes", lambda: [])():
             side = SingleThreadedExecutor()
             side.add_node(extra)
-            threading.Thread(target=_spin_quietly, args=(side,), daemon=True).start()
-        executor.spin()
+            thread = threading.Thread(target=_spin_quietly, args=(side,), daemon=True)
+            thread.start()
+            sides.append((side, thread))
+        _spin_quietly(executor)
     except errors as err:
         rclpy.logging.get_logger(node_cls.__name__).fatal(f"cannot start: {err}")
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        for side, thread in sides:   # stopped before their nodes go: no callback on a destroyed node
+            side.shutdown(timeout_sec=2.0)
+            thread.join(timeout=2.0)
         if node is not None:
             close = getattr(node, "close", None)
             if close:

@@ -5,7 +5,7 @@ object poses at camera rate; applies /effort_controller/commands. Two modes:
 - realtime: steps on the wall clock, applies the latest torque (like hardware);
 - lockstep: each step waits for the torque answering its joint state (and, with
   sync_policy, for the policy's answer to each frame), so results do not depend
-  on machine speed: the evaluation mode.
+  on machine speed and a run replays bit for bit: the evaluation mode.
 
 Physics and rendering run in one dedicated thread (the GL context belongs to
 it); ROS callbacks run in the executor thread and hand data over under a lock.
@@ -14,6 +14,7 @@ it); ROS callbacks run in the executor thread and hand data over under a lock.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -40,6 +41,7 @@ from il_robot.sim.world import PushingWorld
 
 MODES = ("realtime", "lockstep")
 RETRANSMIT = 0.25    # s (wall): lockstep re-sends an unanswered state after this
+EPISODE_GRID = 100.0  # s (sim): lockstep episodes start on a whole multiple of this
 BRAKE_DAMPING = 5.0  # N m s/rad, while no controller drives the arm
 
 
@@ -117,6 +119,7 @@ class SimNode(Node):
         self._restart_frames = False
         self._stop = False
         self._last_sent: list = []
+        self._last_state: JointState | None = None
         self.episode_id = 0
         self.episode_done = False
         self.bad_commands = 0
@@ -170,6 +173,11 @@ class SimNode(Node):
         # that answer frames by stamp and rate never confuse the last frame of one episode with
         # the first of the next.
         self.world.clock += self.steps_per_frame * self.world.timestep
+        if self.mode == "lockstep":
+            # Contact dynamics are chaotic: the float rounding of the stamps alone moves a pushed
+            # object by centimetres over an episode. Episodes start on a grid, so a replay runs on
+            # the very same times however long the simulator idled before the reset.
+            self.world.clock = math.ceil(self.world.clock / EPISODE_GRID - 1e-9) * EPISODE_GRID
         self._restart_frames = True
         info = self.world.reset(self.seed)
         self.episode_id += 1
@@ -246,7 +254,8 @@ class SimNode(Node):
     def _publish_state(self, k: int) -> tuple[float, bool]:
         w = self.world
         t = w.clock
-        sent = [(self.pub_js, conv.joint_state(w.joint_names, w.q, w.qd, w.applied_torque, t))]
+        self._last_state = conv.joint_state(w.joint_names, w.q, w.qd, w.applied_torque, t)
+        sent = [(self.pub_js, self._last_state)]
         frame = k % self.steps_per_frame == 0
         ending = not self.episode_done and w.episode_time >= self.episode_duration - 1e-9
         if frame and not ending:
@@ -333,6 +342,46 @@ class SimNode(Node):
         finally:
             self.world.close()  # the GL context belongs to this thread
 
+    def _await_answers(self, t: float, frame: bool) -> bool | None:
+        """Lockstep: wait until the state published at `t` is answered, so that the torque now
+        held is the one a replay would hold. True when answered without a re-send, False when
+        it took one, None when a reset or shutdown interrupted.
+
+        Two races between processes are closed here. (1) On a frame, the controller may answer
+        the state before the policy's answer to that frame reaches it: that torque is taken,
+        and the state is sent again; the second answer tracks the new reference, as in-process
+        rollouts do. (2) After a re-send (a slow peer), the controller may answer twice, and a
+        late duplicate would be taken for the next state's torque: answers are drained for one
+        re-send period, and the state is sent once more for a fresh answer.
+        """
+        torque = f"a torque command on {topics.EFFORT_COMMANDS}"
+        fresh = False
+        if frame and self.sync_policy:
+            policy = self._wait(lambda: self._policy_stamp >= t - 1e-9, "desired motion from the policy")
+            if policy is None:
+                return None
+            fresh = True
+            retried = not policy   # the frame's re-send carried the state too
+        else:
+            retried = False
+        answer = self._wait(lambda: self._pending == 0, torque)
+        if answer is None:
+            return None
+        prompt = answer
+        retried = retried or not answer
+        while fresh or retried:
+            with self._cv:
+                if retried:   # answers to the re-sends land here and are dropped
+                    self._cv.wait_for(lambda: self._stop or self._interrupt, RETRANSMIT)
+                    self._pending = 0
+                self._pending += 1
+            self.pub_js.publish(self._last_state)   # a re-send: counted once, when first sent
+            answer = self._wait(lambda: self._pending == 0, torque)
+            if answer is None:
+                return None
+            fresh, retried = False, not answer
+        return prompt
+
     def _run_physics(self) -> None:
         lockstep = self.mode == "lockstep"
         k = 0
@@ -349,11 +398,7 @@ class SimNode(Node):
                         self._pending += 1
                 t, frame = self._publish_state(k)
             if lockstep:
-                if frame and self.sync_policy:
-                    prompt = self._wait(lambda: self._policy_stamp >= t - 1e-9, "desired motion from the policy")
-                    if prompt is None:
-                        continue
-                prompt = self._wait(lambda: self._pending == 0, f"a torque command on {topics.EFFORT_COMMANDS}")
+                prompt = self._await_answers(t, frame)
                 if prompt is None:
                     continue
                 answered = on_time = prompt
