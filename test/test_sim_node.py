@@ -77,15 +77,15 @@ def test_every_episode_publishes_its_start_state_once_and_counts_what_went_out(r
         dt = round(sim.world.timestep * NS)
         rng = random.Random(0)
         checked = 0
+        windows = []
         for _ in range(24):
             info = driver.call_reset()
             episode, start = info["episode_id"], round(info["start_time"] * NS)
             driver.wait(lambda: episode in driver.results, f"episode {episode}'s result")
             result = driver.results[episode]
             end = start + round(result["duration"] * NS)
-            # The simulator keeps stepping after an episode ends; states come in order, so one
-            # stamped past the end means every state of the episode has arrived.
-            driver.wait(lambda: driver.stamps and driver.stamps[-1] > end, "a state after the episode")
+            # States come in order: the final one means every state of the episode has arrived.
+            driver.wait(lambda: driver.stamps and driver.stamps[-1] >= end, "the episode's final state")
             with driver.cv:
                 seen = sorted({s for s in driver.stamps if start <= s <= end})
             assert seen[0] == start, f"episode {episode} lacks its start state"
@@ -94,9 +94,14 @@ def test_every_episode_publishes_its_start_state_once_and_counts_what_went_out(r
             assert result["loop"]["steps"] == len(seen) - 1
             assert len(seen) == round(duration * NS / dt) + 1
             checked += 1
-            # Vary where the next reset lands: while idling in the lock step, or mid-step.
+            windows.append((start, end))
+            # Vary where the next reset lands: while answering the final state, or holding after it.
             time.sleep(rng.uniform(0.0, 0.01))   # jitter, not synchronisation
         assert checked == 24
+        # Between an episode's end and the next reset the world holds: no state outside an episode.
+        with driver.cv:
+            between = [s for s in driver.stamps if s >= windows[0][0] and not any(a <= s <= b for a, b in windows)]
+        assert between == []
     finally:
         sim.close()
 
@@ -162,8 +167,8 @@ def test_each_step_applies_the_answer_to_its_own_state_also_after_re_sends(ros, 
         dt = round(sim.world.timestep * NS)
         end = start + 250 * dt
         with cv:
-            assert cv.wait_for(lambda: end + dt in states, 60), "the episode did not run to its end"
-            stamps = sorted(s for s in states if start <= s <= end + dt)
+            assert cv.wait_for(lambda: end in states, 60), "the episode did not run to its end"
+            stamps = sorted(s for s in states if start <= s <= end)
         late = [s for s in stamps if (s // 2_000_000) % 40 == 7]
         assert len(late) >= 5 and sim.loop.torque_missed >= 5   # the re-sends happened
         for before, after in zip(stamps, stamps[1:]):

@@ -163,3 +163,22 @@ def test_the_cli_offers_exactly_the_labellers_dagger_makes():
     assert all(isinstance(make_labeller(name), ScriptedPusher) for name in LABELLERS)
     with pytest.raises(ValueError, match="choose one of phased, memoryless, low-lift, continuous"):
         make_labeller("greedy")
+
+
+def test_an_episode_replays_exactly_from_any_whole_second_of_the_lockstep_epoch():
+    """Contact makes the push chaotic (a start one binade lower already moves the target), yet an
+    episode started on any whole second in [2^20, 2^21) s runs on the same times to the last bit:
+    what lets a lockstep evaluation replay however many episodes came before."""
+    from il_robot.ros.sim_node import LOCKSTEP_EPOCH
+
+    def final_distance(start: float) -> float:
+        world = PushingWorld(make_task("heldout", 3))
+        try:
+            world.clock = start
+            return InProcessStack(world).run_episode(ScriptedPusher(), seed=3, duration=4.0).final_distance
+        finally:
+            world.close()
+
+    runs = [final_distance(LOCKSTEP_EPOCH + s) for s in (0, 17, 300_001)]
+    assert runs[0] == runs[1] == runs[2]
+    assert final_distance(LOCKSTEP_EPOCH - 1) != runs[0]

@@ -4,8 +4,9 @@ Publishes /joint_states and /clock every physics step, the camera and the
 object poses at camera rate; applies /effort_controller/commands. Two modes:
 - realtime: steps on the wall clock, applies the latest torque (like hardware);
 - lockstep: each step waits for the torque answering its joint state (and, with
-  sync_policy, for the policy's answer to each frame), so results do not depend
-  on machine speed and a run replays bit for bit: the evaluation mode.
+  sync_policy, for the policy's answer to each frame), and the world holds
+  between an episode's end and the next reset, so results do not depend on
+  machine speed and a run replays bit for bit: the evaluation mode.
 
 Physics and rendering run in one dedicated thread (the GL context belongs to
 it); ROS callbacks run in the executor thread and hand data over under a lock.
@@ -41,7 +42,7 @@ from il_robot.sim.world import PushingWorld
 
 MODES = ("realtime", "lockstep")
 RETRANSMIT = 0.25    # s (wall): lockstep re-sends an unanswered state after this
-EPISODE_GRID = 100.0  # s (sim): lockstep episodes start on a whole multiple of this
+LOCKSTEP_EPOCH = 2**20  # s (sim, ~12 days): lockstep episodes start on whole seconds from here
 BRAKE_DAMPING = 5.0  # N m s/rad, while no controller drives the arm
 
 
@@ -175,9 +176,10 @@ class SimNode(Node):
         self.world.clock += self.steps_per_frame * self.world.timestep
         if self.mode == "lockstep":
             # Contact dynamics are chaotic: the float rounding of the stamps alone moves a pushed
-            # object by centimetres over an episode. Episodes start on a grid, so a replay runs on
-            # the very same times however long the simulator idled before the reset.
-            self.world.clock = math.ceil(self.world.clock / EPISODE_GRID - 1e-9) * EPISODE_GRID
+            # object by centimetres over an episode. Episodes start on a whole second within one
+            # binade [2^20, 2^21) s, where every start + step time rounds alike: an episode replays
+            # to the last bit however many episodes came before it and whenever its reset came.
+            self.world.clock = max(float(LOCKSTEP_EPOCH), math.ceil(self.world.clock - 1e-9))
         self._restart_frames = True
         info = self.world.reset(self.seed)
         self.episode_id += 1
@@ -402,6 +404,12 @@ class SimNode(Node):
                 if prompt is None:
                     continue
                 answered = on_time = prompt
+                if self.episode_done:
+                    # Lockstep holds between episodes, so the next one starts at the same sim time
+                    # however long the reset takes to come.
+                    with self._cv:
+                        self._cv.wait_for(lambda: self._stop or self._interrupt)
+                    continue
             else:
                 next_wall += self.world.timestep
                 delay = next_wall - time.monotonic()

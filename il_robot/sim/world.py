@@ -84,11 +84,23 @@ class PushingWorld:
         """One physics step with joint torques (arm order), clipped to the motor limits."""
         self.data.ctrl[:7] = np.clip(tau, -self.tau_max, self.tau_max)
         mujoco.mj_step(self.model, self.data)
-        self.clock += self.timestep
+        self._steps += 1
+        self._clock = self._clock_origin + self._steps * self.timestep
 
     def gravity_torque(self) -> np.ndarray:
         """Torque that holds the arm still right now (used while no controller answers)."""
         return self.data.qfrc_bias[self._vadr].copy()
+
+    @property
+    def clock(self) -> float:
+        """Sim time (s): the time it was last set to plus whole steps, multiplied rather than
+        summed, so that it stays on the step grid to the last bit however long it runs."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, value: float) -> None:
+        self._clock = self._clock_origin = float(value)
+        self._steps = 0
 
     @property
     def episode_time(self) -> float:
