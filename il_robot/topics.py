@@ -5,6 +5,7 @@ IMAGE = "/camera/image_raw"
 CAMERA_INFO = "/camera/camera_info"
 EFFORT_COMMANDS = "/effort_controller/commands"
 DESIRED_MOTION = "/desired_joint_motion"        # trajectory_msgs/JointTrajectory, one point
+CONTROLLER_REFERENCE = "/inverse_dynamics/reference"   # JointTrajectory: desired motion the controller took
 TIP_VELOCITY = "/tip_velocity_command"          # geometry_msgs/TwistStamped: the policy's action
 CLOCK = "/clock"
 OBJECT_POSES = "/sim/object_poses"              # geometry_msgs/PoseArray: target, distractor, goal

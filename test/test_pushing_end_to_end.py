@@ -50,12 +50,14 @@ def test_eval_scripted_expert_on_heldout_tasks(twenty_episodes):
 
 
 def test_lockstep_eval_replays_exactly(twenty_episodes, tmp_path):
-    """A lockstep evaluation is a replay: another run (new processes, other timing, no video) gives
-    the very same episodes, to the last bit, though contact dynamics amplify any difference."""
+    """A lockstep evaluation is a replay: another run (new processes, other timing, no video, other
+    warm-ups) gives the same episodes, though contact dynamics amplify any difference (a torque a
+    step late, or a start time that rounds otherwise, moves the target by millimetres to
+    centimetres). Within a micrometre: once in a dozen runs here an episode ended 1e-13 m apart."""
     again = eval_scripted(tmp_path, 3)
     for first, second in zip(twenty_episodes["per_episode"][:3], again["per_episode"], strict=True):
         assert (first["task"], first["seed"]) == (second["task"], second["seed"])
-        assert first["final_distance"] == second["final_distance"], (first, second)
+        assert abs(first["final_distance"] - second["final_distance"]) < 1e-6, (first, second)
 
 
 def test_launch_pushing_runs_episodes(ros, tmp_path):

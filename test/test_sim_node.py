@@ -129,7 +129,7 @@ def test_each_step_applies_the_answer_to_its_own_state_also_after_re_sends(ros, 
     states: dict[int, float] = {}       # stamp -> effort of joint 1
     held: set[int] = set()
     pub = node.create_publisher(Float64MultiArray, topics.EFFORT_COMMANDS, 10)
-    desired = node.create_publisher(JointTrajectory, topics.DESIRED_MOTION, 10)
+    desired = node.create_publisher(JointTrajectory, topics.CONTROLLER_REFERENCE, 10)
 
     def answer(stamp, n):
         for _ in range(n):

@@ -50,6 +50,9 @@ class InverseDynamicsNode(Node):
                                 "Desired joint motion (trajectory_msgs/JointTrajectory)", read_only=True)
         command_topic = declare(self, "command_topic", topics.EFFORT_COMMANDS,
                                 "Torque output (std_msgs/Float64MultiArray)", read_only=True)
+        reference_topic = declare(self, "reference_topic", topics.CONTROLLER_REFERENCE,
+                                  "Each desired motion once taken (a lockstep simulator waits on it)",
+                                  read_only=True)
 
         joint_names = [j for j in joints if j] or None
         self.robot = RobotModel.load(description, joint_names)
@@ -64,6 +67,7 @@ class InverseDynamicsNode(Node):
         self.stale_on_last_tick = False
 
         self.pub = self.create_publisher(Float64MultiArray, command_topic, 10)
+        self.pub_reference = self.create_publisher(JointTrajectory, reference_topic, 10)
         self.create_subscription(JointTrajectory, desired_topic, self._on_desired, 10)
         self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, 10)
         self.create_timer(1.0 / watchdog_rate, self._watchdog)
@@ -126,6 +130,10 @@ class InverseDynamicsNode(Node):
         except JointInputError as err:
             self.rejected += 1
             self.get_logger().error(f"rejected desired motion: {err}", throttle_duration_sec=1.0)
+            return
+        # Every joint state handled from here on is answered with this reference: a lockstep
+        # simulator waits for this echo before it asks for the torque of a frame's state.
+        self.pub_reference.publish(msg)
 
     def _watchdog(self) -> None:
         now = self._now()

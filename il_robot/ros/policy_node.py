@@ -38,7 +38,7 @@ from il_robot.ros.runner import run_node
 
 POLICY_PARAMS = ("policy", "model_dir", "demo", "device")
 DEVICES = ("cpu", "cuda", "tensorrt")
-JOINT_STATE_WAIT = 0.01   # s (wall): longest wait for the joint state of a frame's instant
+JOINT_STATE_WAIT = 0.5   # s (wall): longest wait for the joint state of a frame's instant
 
 
 class PolicyNode(Node):
@@ -194,6 +194,10 @@ class PolicyNode(Node):
         if js is None:
             self.get_logger().warning("no /joint_states yet: not acting", throttle_duration_sec=2.0)
             return
+        if conv.from_time(js.header.stamp) < t - 1e-9:
+            self.get_logger().warning(
+                f"no joint state stamped at the frame ({t:.3f} s) after {JOINT_STATE_WAIT} s: acting on an older one "
+                "(are the camera and the arm on one clock?)", throttle_duration_sec=5.0)
         try:
             q = self.order.reorder(js.name, js.position, "joint_states.position")
             qd = self.order.reorder(js.name, js.velocity, "joint_states.velocity")

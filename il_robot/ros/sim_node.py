@@ -6,7 +6,7 @@ object poses at camera rate; applies /effort_controller/commands. Two modes:
 - lockstep: each step waits for the torque answering its joint state (and, with
   sync_policy, for the policy's answer to each frame), and the world holds
   between an episode's end and the next reset, so results do not depend on
-  machine speed and a run replays bit for bit: the evaluation mode.
+  machine speed and a run replays: the evaluation mode.
 
 Physics and rendering run in one dedicated thread (the GL context belongs to
 it); ROS callbacks run in the executor thread and hand data over under a lock.
@@ -101,8 +101,9 @@ class SimNode(Node):
         self.command_timeout = declare(self, "command_timeout", 0.1,
                                        "Realtime: torque older than this (s) -> brake (gravity comp + damping)",
                                        float_range=(0.002, 5.0))
-        desired_topic = declare(self, "desired_topic", topics.DESIRED_MOTION,
-                                "Desired motion topic watched by sync_policy", read_only=True)
+        desired_topic = declare(self, "desired_topic", topics.CONTROLLER_REFERENCE,
+                                "Desired motion as the controller took it (JointTrajectory), watched by "
+                                "sync_policy and the policy-missed count", read_only=True)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.world = PushingWorld(make_task(self.task_set, self.task_index), image_size=(height, width))
@@ -222,9 +223,13 @@ class SimNode(Node):
             if tau is not None:
                 self._tau = tau
                 self._tau_time = self.world.clock
+            unasked = self.mode == "lockstep" and self._pending == 0
             self._pending = max(0, self._pending - 1)
             self._commands_rx += 1
             self._cv.notify_all()
+        if unasked:   # a second answer to one state: harmless after a re-send, else a sign of drift
+            self.get_logger().info("lockstep: a torque command came with no state waiting for it",
+                                   throttle_duration_sec=5.0)
 
     def _on_desired(self, msg: JointTrajectory) -> None:
         with self._cv:
@@ -351,7 +356,8 @@ class SimNode(Node):
 
         Two races between processes are closed here. (1) On a frame, the controller may answer
         the state before the policy's answer to that frame reaches it: that torque is taken,
-        and the state is sent again; the second answer tracks the new reference, as in-process
+        the simulator waits until the controller echoes the policy's answer (desired_topic),
+        and sends the state again; the second answer tracks the new reference, as in-process
         rollouts do. (2) After a re-send (a slow peer), the controller may answer twice, and a
         late duplicate would be taken for the next state's torque: answers are drained for one
         re-send period, and the state is sent once more for a fresh answer.
@@ -359,7 +365,7 @@ class SimNode(Node):
         torque = f"a torque command on {topics.EFFORT_COMMANDS}"
         fresh = False
         if frame and self.sync_policy:
-            policy = self._wait(lambda: self._policy_stamp >= t - 1e-9, "desired motion from the policy")
+            policy = self._wait(lambda: self._policy_stamp >= t - 1e-9, "the policy's desired motion, as the controller took it")
             if policy is None:
                 return None
             fresh = True
