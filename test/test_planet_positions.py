@@ -175,7 +175,7 @@ def test_locator_and_dynamics_losses_fall_on_real_episodes(episodes_dir):
         optimizer.step()
     assert loss.item() < 0.7 * first
     rows = torch.as_tensor(transitions(eps, 2, 0.2))
-    before = float(dynamics_loss(model, rows)[0])
+    before = dynamics_loss(model, rows)[0].item()
     for _ in range(60):
         loss, _ = dynamics_loss(model, rows)
         optimizer.zero_grad()
