@@ -181,7 +181,7 @@ def test_locator_and_dynamics_losses_fall_on_real_episodes(episodes_dir):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert float(dynamics_loss(model, rows)[0]) < 0.5 * before
+    assert dynamics_loss(model, rows)[0].item() < 0.5 * before
 
 
 @pytest.fixture(scope="module")
