@@ -37,7 +37,8 @@ class InverseDynamicsNode(Node):
         kp = declare(self, "kp", [400.0], "Position gains (1/s^2): one value for all joints, or one per joint")
         kd = declare(self, "kd", [40.0], "Velocity gains (1/s): one value for all joints, or one per joint")
         js_timeout = declare(self, "joint_state_timeout", 0.05,
-                             "Joint states older than this (s) on two watchdog ticks -> zero torque", float_range=(0.002, 5.0))
+                             "Joint states older than this (s) on two watchdog ticks -> zero torque",
+                             float_range=(0.002, 5.0))
         dm_timeout = declare(self, "desired_timeout", 0.5,
                              "Desired motion older than this (s) -> hold the pose with gravity compensation",
                              float_range=(0.01, 10.0))
@@ -143,7 +144,8 @@ class InverseDynamicsNode(Node):
             # simulation does not race the first /joint_states.
             self.watchdog_armed_at = now
         ctl = self.controller
-        stale = ctl.mode(now) is Mode.ZERO and now - max(ctl.state_time, self.watchdog_armed_at) > ctl.joint_state_timeout
+        stale = (ctl.mode(now) is Mode.ZERO
+                 and now - max(ctl.state_time, self.watchdog_armed_at) > ctl.joint_state_timeout)
         # Stale on two ticks in a row: a simulator's /clock may jump (a reset) and be handled just
         # before the joint state stamped at the new time, and a zero torque then would be taken,
         # by a lockstep simulator, as the answer to that state.

@@ -14,6 +14,8 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
+from il_robot.ros.conversions import from_time
+
 
 class LatestMessage:
     def __init__(self, owner: Node, msg_type, topic: str, depth: int = 5):
@@ -40,13 +42,9 @@ class LatestMessage:
         deadline = time.monotonic() + timeout
         while True:
             msg = self.take()
-            if msg is not None and _stamp(msg) >= stamp - 1e-9 or time.monotonic() > deadline:
+            if msg is not None and from_time(msg.header.stamp) >= stamp - 1e-9 or time.monotonic() > deadline:
                 return msg
             time.sleep(0.0002)
 
     def destroy(self) -> None:
         self._node.destroy_node()
-
-
-def _stamp(msg) -> float:
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9

@@ -196,8 +196,8 @@ class PolicyNode(Node):
             return
         if conv.from_time(js.header.stamp) < t - 1e-9:
             self.get_logger().warning(
-                f"no joint state stamped at the frame ({t:.3f} s) after {JOINT_STATE_WAIT} s: acting on an older one "
-                "(are the camera and the arm on one clock?)", throttle_duration_sec=5.0)
+                f"no joint state stamped at the frame ({t:.3f} s) after {JOINT_STATE_WAIT} s: acting on an "
+                "older one (are the camera and the arm on one clock?)", throttle_duration_sec=5.0)
         try:
             q = self.order.reorder(js.name, js.position, "joint_states.position")
             qd = self.order.reorder(js.name, js.velocity, "joint_states.velocity")

@@ -362,17 +362,18 @@ class SimNode(Node):
         late duplicate would be taken for the next state's torque: answers are drained for one
         re-send period, and the state is sent once more for a fresh answer.
         """
-        torque = f"a torque command on {topics.EFFORT_COMMANDS}"
-        fresh = False
+        def torque() -> bool | None:
+            return self._wait(lambda: self._pending == 0, f"a torque command on {topics.EFFORT_COMMANDS}")
+
+        fresh = retried = False
         if frame and self.sync_policy:
-            policy = self._wait(lambda: self._policy_stamp >= t - 1e-9, "the policy's desired motion, as the controller took it")
+            policy = self._wait(lambda: self._policy_stamp >= t - 1e-9,
+                                "the policy's desired motion, as the controller took it")
             if policy is None:
                 return None
             fresh = True
             retried = not policy   # the frame's re-send carried the state too
-        else:
-            retried = False
-        answer = self._wait(lambda: self._pending == 0, torque)
+        answer = torque()
         if answer is None:
             return None
         prompt = answer
@@ -384,7 +385,7 @@ class SimNode(Node):
                     self._pending = 0
                 self._pending += 1
             self.pub_js.publish(self._last_state)   # a re-send: counted once, when first sent
-            answer = self._wait(lambda: self._pending == 0, torque)
+            answer = torque()
             if answer is None:
                 return None
             fresh, retried = False, not answer
