@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from il_robot.robot import panda_like
-from il_robot.robot.computed_torque import ComputedTorqueController, Mode
+from il_robot.robot.computed_torque import ComputedTorqueController, JointInputError, Mode
 from il_robot.robot.model import RobotModel, RobotModelError
 
 HOME = np.array(panda_like.HOME_Q)
@@ -93,7 +93,7 @@ def test_tracks_a_joint_trajectory(robot):
 def test_modes_follow_input_freshness(robot):
     ctl = ComputedTorqueController(robot, 400.0, 40.0, joint_state_timeout=0.05, desired_timeout=0.5)
     names = robot.joint_names
-    assert ctl.command(0.0)[1] is Mode.ZERO  # nothing yet
+    assert ctl.command(0.0) == (None, Mode.STALE)  # nothing yet: nothing to send
     ctl.set_joint_state(names, HOME, np.zeros(7), 0.0)
     tau, mode = ctl.command(0.01)
     assert mode is Mode.HOLD
@@ -103,7 +103,91 @@ def test_modes_follow_input_freshness(robot):
     ctl.set_joint_state(names, HOME, np.zeros(7), 0.6)
     assert ctl.command(0.6)[1] is Mode.HOLD  # desired is 0.59 s old
     tau, mode = ctl.command(0.7)  # joint state 0.1 s old
-    assert mode is Mode.ZERO and not tau.any()
+    assert mode is Mode.STALE and tau is None
+    np.testing.assert_allclose(ctl.float_command(), robot.inverse_dynamics(HOME, np.zeros(7), np.zeros(7)))
+
+
+@pytest.mark.parametrize("field, value", [("velocity", 1e300), ("velocity", 1e154), ("position", 1e308),
+                                          ("velocity", 30.0), ("position", 4.0)])
+def test_absurd_joint_states_are_rejected_not_turned_into_nan(robot, field, value):
+    """Huge finite values gave NaN torques (ID of 1e300 rad/s); 10x a limit is already absurd."""
+    ctl = ComputedTorqueController(robot, 400.0, 40.0)
+    names = robot.joint_names
+    ctl.set_joint_state(names, HOME, np.zeros(7), 0.0)
+    q, qd = HOME.copy(), np.zeros(7)
+    (qd if field == "velocity" else q)[:] = value
+    with pytest.raises(JointInputError, match="sane range"):
+        ctl.set_joint_state(names, q, qd, 0.002)
+    np.testing.assert_array_equal(ctl.q, HOME)   # the previous state stays
+
+
+@pytest.mark.parametrize("field", ["position", "velocity", "acceleration"])
+def test_absurd_desired_motion_is_rejected(robot, field):
+    ctl = ComputedTorqueController(robot, 400.0, 40.0)
+    names = robot.joint_names
+    values = {"position": HOME.copy(), "velocity": np.zeros(7), "acceleration": np.zeros(7)}
+    values[field][2] = 1e308
+    with pytest.raises(JointInputError, match="sane range"):
+        ctl.set_desired(names, values["position"], values["velocity"], values["acceleration"], 0.0, 0.0)
+    assert ctl.reference is None
+
+
+def test_no_finite_input_gives_a_non_finite_or_over_limit_torque(robot):
+    """Within the sane bounds, every command is finite and within the torque limits."""
+    ctl = ComputedTorqueController(robot, 10000.0, 1.0)
+    names = robot.joint_names
+    rng = np.random.default_rng(0)
+    lo, hi = robot.limits.q_min - 0.49, robot.limits.q_max + 0.49
+    for i in range(300):
+        q, q_des = rng.uniform(lo, hi), rng.uniform(lo, hi)
+        qd, qd_des = (rng.uniform(-9.9, 9.9, 7) * robot.limits.qd_max for _ in range(2))
+        qdd_des = rng.uniform(-9.9, 9.9, 7) * robot.limits.qdd_max
+        ctl.set_joint_state(names, q, qd, i * 10.0)
+        ctl.set_desired(names, q_des, qd_des, qdd_des, i * 10.0, i * 10.0)
+        tau, mode = ctl.command(i * 10.0)
+        assert mode is Mode.TRACK and np.all(np.isfinite(tau))
+        assert np.all(np.abs(tau) <= robot.limits.tau_max)
+
+
+def test_extra_joints_in_states_are_ignored_missing_ones_refused(robot):
+    ctl = ComputedTorqueController(robot, 400.0, 40.0)
+    names = list(robot.joint_names)
+    ctl.set_joint_state(names + ["panda_finger_joint1", "panda_finger_joint2"],
+                        np.r_[HOME, 0.04, np.nan], np.r_[np.zeros(7), 0.0, 0.0], 0.0)
+    np.testing.assert_array_equal(ctl.q, HOME)
+    with pytest.raises(JointInputError, match="missing"):
+        ctl.set_joint_state(names[:6] + ["panda_finger_joint1"], HOME, np.zeros(7), 0.002)
+    with pytest.raises(JointInputError, match="unknown"):   # a desired motion names exactly our joints
+        ctl.set_desired(names + ["panda_finger_joint1"], np.r_[HOME, 0.0], [], [], 0.0, 0.0)
+
+
+def test_a_pose_jump_drops_the_reference_and_re_anchors_the_hold(robot):
+    """A reset moves the measured pose further than the speed limits allow: the hold is re-anchored
+    there, where it used to drive the arm back to the old pose at saturated torque."""
+    ctl = ComputedTorqueController(robot, 400.0, 40.0, desired_timeout=0.05)
+    names = robot.joint_names
+    held = HOME + np.array([0.4, 0.3, -0.3, 0.3, 0.4, -0.3, 0.4])
+    ctl.set_joint_state(names, held, np.zeros(7), 0.0)
+    ctl.set_desired(names, held, np.zeros(7), np.zeros(7), 0.0, 0.0)
+    ctl.set_joint_state(names, held, np.zeros(7), 0.1)
+    assert ctl.command(0.1)[1] is Mode.HOLD       # policy stalled: holding `held`
+    event = ctl.set_joint_state(names, HOME, np.zeros(7), 0.102)   # the reset
+    assert event and "jumped" in event and ctl.reference is None
+    tau, mode = ctl.command(0.102)
+    assert mode is Mode.HOLD
+    np.testing.assert_allclose(tau, robot.inverse_dynamics(HOME, np.zeros(7), np.zeros(7)), atol=1e-9)
+    assert ctl.set_joint_state(names, HOME + 0.004, np.zeros(7), 0.104) is None   # real motion is not a jump
+
+
+def test_commanded_motion_respects_the_speed_limits(robot):
+    """A far target (1 rad on every joint) is approached within the speed limits, in simulation."""
+    ctl = ComputedTorqueController(robot, 400.0, 40.0)
+    target = np.clip(HOME + 1.0, robot.limits.q_min + 0.1, robot.limits.q_max - 0.1)
+    qs, _ = simulate(robot, ctl, HOME, 2.0, lambda t: (target, np.zeros(7), np.zeros(7)))
+    speeds = np.abs(np.diff(qs, axis=0)) / robot.model.opt.timestep
+    print(f"peak speed / limit: {np.max(speeds / robot.limits.qd_max):.3f}")
+    assert np.all(speeds <= robot.limits.qd_max)
+    assert np.abs(qs[-1] - target).max() < 0.05   # and still gets there
 
 
 def test_torque_is_clipped_to_model_limits(robot):

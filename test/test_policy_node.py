@@ -83,12 +83,14 @@ def test_swap_mid_episode_misses_no_tick(ros):
         def act(self, obs):
             return gated_action
 
-    no_sim_time = [Parameter("use_sim_time", value=False)]
-    # The test's own pace (wall clock) must not matter: joint states stay fresh between frames, and
-    # the watchdog's zero torque (no fresh state, e.g. before the first one) is not an answer.
-    ros.add(InverseDynamicsNode(context=ros.context, parameter_overrides=no_sim_time + [
-        Parameter("joint_state_timeout", value=5.0)]))
-    policy = PolicyNode(context=ros.context, parameter_overrides=no_sim_time)
+    from rosgraph_msgs.msg import Clock
+
+    sim_time = [Parameter("use_sim_time", value=True)]
+    # On sim time (the driver stand-in is a simulator with a /clock), so the test's own pace (wall
+    # clock) does not matter: joint states stay fresh between frames, and stamps match the clock.
+    controller = ros.add(InverseDynamicsNode(context=ros.context, parameter_overrides=sim_time + [
+        Parameter("joint_state_timeout", value=5.0), Parameter("joint_state_wall_timeout", value=10.0)]))
+    policy = PolicyNode(context=ros.context, parameter_overrides=sim_time)
     spinners = [_Spinner(ros.context, policy), _Spinner(ros.context, policy.control_node)]
     driver = ros.add(rclpy.create_node("driver_stand_in", context=ros.context))
     cv = threading.Condition()
@@ -110,12 +112,13 @@ def test_swap_mid_episode_misses_no_tick(ros):
                                lambda m: on("actions", np.array([m.twist.linear.x, m.twist.linear.y,
                                                                  m.twist.linear.z])), 100)
     js_pub = driver.create_publisher(JointState, topics.JOINT_STATES, 1000)
+    clock_pub = driver.create_publisher(Clock, topics.CLOCK, 10)
     poses_pub = driver.create_publisher(PoseArray, topics.OBJECT_POSES, 10)
     setter = driver.create_client(SetParameters, "/policy/set_parameters")
     wait_until(lambda: js_pub.get_subscription_count() >= 2 and poses_pub.get_subscription_count() >= 1
                and driver.count_publishers(topics.DESIRED_MOTION) >= 1
                and driver.count_publishers(topics.EFFORT_COMMANDS) >= 1
-               and setter.service_is_ready(), what="discovery")
+               and setter.service_is_ready() and clock_pub.get_subscription_count() >= 3, what="discovery")
 
     names, q = list(panda_like.JOINT_NAMES), np.array(panda_like.HOME_Q)
     poses = PoseArray()
@@ -130,6 +133,11 @@ def test_swap_mid_episode_misses_no_tick(ros):
         for j in range(25):
             with cv:
                 before = seen["torques"]
+            clock_pub.publish(Clock(clock=conv.to_time(t + 0.002 * j)))
+            if j == 0:   # as a simulator's clock, on the nodes before the frame's messages
+                wait_until(lambda: controller.get_clock().now().nanoseconds >= int(t * 1e9) - 10
+                           and policy.control_node.get_clock().now().nanoseconds >= int(t * 1e9) - 10,
+                           what="the clock")
             js_pub.publish(conv.joint_state(names, q, np.zeros(7), np.zeros(7), t + 0.002 * j))
             with cv:
                 if not cv.wait_for(lambda: seen["torques"] > before, 5.0):

@@ -16,20 +16,28 @@ class JointOrder:
 
     The permutation is cached per incoming name tuple: drivers send the same
     order every time, so the hot path is one dict lookup and one fancy index.
+    With allow_extra, names beyond ours are skipped (a real arm's driver also
+    publishes joints we do not control, such as gripper fingers); a missing
+    one is always an error.
     """
 
-    def __init__(self, names: Sequence[str]):
+    def __init__(self, names: Sequence[str], allow_extra: bool = False):
         self.names = tuple(names)
+        self.allow_extra = allow_extra
         self._index = {n: i for i, n in enumerate(self.names)}
         self._cache: dict[tuple[str, ...], np.ndarray] = {}
+
+    def extra(self, names: Sequence[str]) -> list[str]:
+        """Names in `names` that are not ours."""
+        return [n for n in names if n not in self._index]
 
     def permutation(self, names: Sequence[str]) -> np.ndarray:
         key = tuple(names)
         perm = self._cache.get(key)
         if perm is not None:
             return perm
-        unknown = [n for n in key if n not in self._index]
-        if unknown:
+        unknown = self.extra(key)
+        if unknown and not self.allow_extra:
             raise JointInputError(f"unknown joint(s) {unknown}; expected {list(self.names)}")
         if len(set(key)) != len(key):
             raise JointInputError(f"duplicate joint names in {list(key)}")
@@ -48,6 +56,7 @@ class JointOrder:
             return None
         if arr.shape != (len(names),):
             raise JointInputError(f"{what} has {arr.size} values for {len(names)} joint names")
-        if not np.all(np.isfinite(arr)):
-            raise JointInputError(f"{what} contains NaN or Inf: {arr.tolist()}")
-        return arr[self.permutation(names)]
+        ours = arr[self.permutation(names)]
+        if not np.all(np.isfinite(ours)):
+            raise JointInputError(f"{what} contains NaN or Inf: {ours.tolist()}")
+        return ours

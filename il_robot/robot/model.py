@@ -24,6 +24,14 @@ class JointLimits:
     q_min: np.ndarray
     q_max: np.ndarray
     tau_max: np.ndarray
+    qd_max: np.ndarray    # rad/s; inf where unknown (MJCF and MuJoCo's URDF import carry none)
+    qdd_max: np.ndarray   # rad/s^2; inf where unknown
+
+
+def datasheet_limits(joint_names, table) -> np.ndarray:
+    """Per joint, the built-in arm's datasheet value for a joint of that name, else inf."""
+    by_name = dict(zip(panda_like.JOINT_NAMES, table))
+    return np.array([by_name.get(n, np.inf) for n in joint_names], dtype=float)
 
 
 def load_mjmodel(description: str = "") -> mujoco.MjModel:
@@ -50,7 +58,7 @@ class RobotModel:
     """
 
     def __init__(self, model: mujoco.MjModel, joint_names: list[str] | None = None,
-                 tip_site: str = panda_like.TIP_SITE):
+                 tip_site: str = panda_like.TIP_SITE, velocity_limits=None):
         self.model = model
         self.data = mujoco.MjData(model)
         if not joint_names:
@@ -76,6 +84,8 @@ class RobotModel:
             q_min=np.where(model.jnt_limited[self.joint_ids], model.jnt_range[self.joint_ids, 0], -np.inf),
             q_max=np.where(model.jnt_limited[self.joint_ids], model.jnt_range[self.joint_ids, 1], np.inf),
             tau_max=self._torque_limits(),
+            qd_max=self._velocity_limits(velocity_limits),
+            qdd_max=datasheet_limits(self.joint_names, panda_like.QDD_MAX),
         )
         self.tip_site_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, tip_site)
         self._jacp = np.zeros((3, model.nv))
@@ -83,8 +93,19 @@ class RobotModel:
 
     @classmethod
     def load(cls, description: str = "", joint_names: list[str] | None = None,
-             tip_site: str = panda_like.TIP_SITE) -> "RobotModel":
-        return cls(load_mjmodel(description), joint_names, tip_site)
+             tip_site: str = panda_like.TIP_SITE, velocity_limits=None) -> "RobotModel":
+        return cls(load_mjmodel(description), joint_names, tip_site, velocity_limits)
+
+    def _velocity_limits(self, given) -> np.ndarray:
+        """Given limits (one per joint, or one for all), else the datasheet's by joint name."""
+        if given is None or len(given) == 0:
+            return datasheet_limits(self.joint_names, panda_like.QD_MAX)
+        values = np.asarray(given, dtype=float).ravel()
+        if values.size == 1:
+            values = np.full(self.n, values[0])
+        if values.size != self.n or not np.all(np.isfinite(values)) or np.any(values <= 0):
+            raise RobotModelError(f"velocity limits need 1 or {self.n} positive finite values, got {given}")
+        return values
 
     def _torque_limits(self) -> np.ndarray:
         """From each joint's motor (ctrlrange x gear) or actuatorfrcrange; inf if neither."""
