@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from il_robot.data.bag_format import INCOMPLETE_SUFFIX
+
 STORAGE_SUFFIXES = (".mcap", ".db3")
 
 
@@ -92,12 +94,15 @@ def _looks_like_bag(d: Path) -> bool:
     return (d / "metadata.yaml").is_file() or any(f.suffix in STORAGE_SUFFIXES for f in d.iterdir() if f.is_file())
 
 
-def find_bags(paths: list[str], strict: bool = True) -> list[str]:
+def find_bags(paths: list[str], strict: bool = True, incomplete: bool = False,
+              left_out: list[str] | None = None) -> list[str]:
     """Bag directories named or found below the given paths (a directory with metadata.yaml or a
-    storage file); in-progress recordings (*.partial) and episodes the recorder marked as cut
-    short (*_incomplete) are skipped when searching below a directory. strict: a path that does not
-    exist or holds no bag is an error; otherwise it is passed on (for `check` to report)."""
+    storage file). In-progress recordings (*.partial) are skipped when searching below a directory,
+    and so are bags the recorder marked incomplete (*_incomplete, listed in left_out) unless
+    `incomplete` (check reports them as bad). strict: a path that does not exist or holds no bag is
+    an error; otherwise it is passed on (for `check` to report)."""
     found: list[str] = []
+    skipped = ((".partial",) if incomplete else (".partial", INCOMPLETE_SUFFIX))
     for arg in paths:
         root = Path(arg)
         if not root.exists() or not root.is_dir() or _looks_like_bag(root):
@@ -105,11 +110,14 @@ def find_bags(paths: list[str], strict: bool = True) -> list[str]:
                 raise FileNotFoundError(f"no such bag or directory: {arg}")
             found.append(arg)
             continue
-        below = sorted(str(d) for d in root.rglob("*") if d.is_dir() and _looks_like_bag(d)
-                       and not any(part.endswith((".partial", "_incomplete"))
-                                   for part in d.relative_to(root).parts))
+        bags = sorted(d for d in root.rglob("*") if d.is_dir() and _looks_like_bag(d)
+                      and not any(part.endswith(".partial") for part in d.relative_to(root).parts))
+        below = [str(d) for d in bags if not any(p.endswith(skipped) for p in d.relative_to(root).parts)]
+        if left_out is not None:
+            left_out += [str(d) for d in bags if str(d) not in below]
         if not below and strict:
-            raise FileNotFoundError(f"no bags (directories with metadata.yaml) under {arg}")
+            flagged = f" ({len(bags)} the recorder marked incomplete)" if bags else ""
+            raise FileNotFoundError(f"no bags (directories with metadata.yaml) under {arg}{flagged}")
         found += below or [arg]
     return list(dict.fromkeys(found))
 
@@ -130,11 +138,18 @@ def print_summary(summary: dict, out: str) -> None:
         print(f"  skipped {s['bag']}: {'; '.join(s['problems'])}")
 
 
+def _say_left_out(bags: list[str]) -> None:
+    for bag in bags:
+        print(f"left out {bag}: the recorder marked it incomplete (`il-robot dataset check` says why)")
+
+
 def run_build(args) -> int:
     from il_robot.cli.main import write_json
     from il_robot.data.dataset import build_dataset
 
-    bags = find_bags(args.bags)
+    left_out: list[str] = []
+    bags = find_bags(args.bags, left_out=left_out)
+    _say_left_out(left_out)
     try:
         summary = build_dataset(bags, args.out, force=args.force, skip_bad=args.skip_bad,
                                 progress=not args.quiet)
@@ -149,8 +164,11 @@ def run_add(args) -> int:
     from il_robot.cli.main import write_json
     from il_robot.data.dataset import add_to_dataset
 
+    left_out: list[str] = []
+    bags = find_bags(args.bags, left_out=left_out)
+    _say_left_out(left_out)
     try:
-        summary = add_to_dataset(find_bags(args.bags), args.dataset, skip_bad=args.skip_bad,
+        summary = add_to_dataset(bags, args.dataset, skip_bad=args.skip_bad,
                                  progress=not args.quiet)
     except OSError as err:
         raise RuntimeError(f"cannot write dataset {args.dataset}: {err}") from None
@@ -165,7 +183,7 @@ def run_check(args) -> int:
     from il_robot.data.bag_check import inspect_bag
 
     reports = []
-    for bag in find_bags(args.bags, strict=False):
+    for bag in find_bags(args.bags, strict=False, incomplete=True):
         report = inspect_bag(bag)
         if report.ok:
             s = report.summary

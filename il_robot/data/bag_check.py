@@ -20,6 +20,9 @@ from il_robot.data.bag_format import (
     JOINT_GAP_FACTOR,
     MSGTYPES,
     NOMINAL_RATES,
+    RECORDING_INCOMPLETE,
+    RECORDING_KEY,
+    RECORDING_PROBLEMS_KEY,
 )
 from il_robot.data.bag_reader import BagContents, BagError, Episode, seconds
 
@@ -85,6 +88,30 @@ def _nonfinite_problem(topic: str, what: str, stamp: np.ndarray, values: np.ndar
     return Problem(f"{topic}: NaN/Inf {what} in {bad.size} message(s), first at t={seconds(stamp[bad[0]]):.3f} s")
 
 
+def _recording_problems(contents: BagContents, info: dict | None, result: dict | None) -> list[Problem]:
+    """What the recorder flagged, and what the episode's own JSON says about the bag: the result of
+    another episode, or fewer messages than the simulator reports publishing in the episode."""
+    problems = []
+    if contents.custom_data.get(RECORDING_KEY) == RECORDING_INCOMPLETE:
+        why = contents.custom_data.get(RECORDING_PROBLEMS_KEY, "no reason given")
+        problems.append(Problem(f"the recorder marked this bag incomplete: {why}"))
+    if info is not None and result is not None and "episode_id" in info and "episode_id" in result \
+            and result["episode_id"] != info["episode_id"]:
+        problems.append(Problem(f"{topics.EPISODE_RESULT} is the result of episode {result['episode_id']}, "
+                                f"but this bag records episode {info['episode_id']}"))
+    published = (result or {}).get("published")
+    if isinstance(published, dict):
+        try:
+            missing = missing_messages({str(t): int(n) for t, n in published.items()}, contents.counts)
+        except (TypeError, ValueError):
+            missing = {}
+            problems.append(Problem(f"{topics.EPISODE_RESULT}: 'published' is not a topic -> count map"))
+        if missing:
+            problems.append(Problem("fewer messages than the simulator published in the episode: "
+                                    + ", ".join(f"{t} {n} missing" for t, n in sorted(missing.items()))))
+    return problems
+
+
 def check_contents(contents: BagContents) -> tuple[list[Problem], Episode | None]:
     """All problems of a bag that could be read, and its episode when there are none."""
     problems: list[Problem] = []
@@ -124,8 +151,9 @@ def check_contents(contents: BagContents) -> tuple[list[Problem], Episode | None
     if acts is not None:
         problems += [p for p in (_nonfinite_problem(topics.TIP_VELOCITY, "velocity", acts.stamp_ns, acts.v),) if p]
     info = attempt(bag_reader.episode_info) if contents.msgs(topics.EPISODE) else None
-    attempt(bag_reader.episode_result)
+    result = attempt(bag_reader.episode_result)
     attempt(bag_reader.operator_info)
+    problems += _recording_problems(contents, info, result)
     if problems or info is None:
         return problems, None
     try:

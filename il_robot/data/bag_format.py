@@ -65,3 +65,11 @@ JOINT_STATE_MAX_AGE = 0.05      # s: the joint state used for a frame is at most
 ACTION_MATCH_TOLERANCE = 0.001  # s: an action answers the frame whose stamp is this close
 JOINT_GAP_FACTOR = 10.0         # a joint-state gap > this x median period is a problem
 IMAGE_GAP_FACTOR = 3.0          # an image gap > this x median period is a problem
+
+# The recorder's verdict on an episode bag, in metadata.yaml custom_data. "incomplete": the bag
+# lacks the episode's result or differs from what the simulator says it published; `dataset check`
+# and `dataset build` refuse it. Bags written by other tools carry no verdict.
+RECORDING_KEY = "il_robot.recording"
+RECORDING_COMPLETE, RECORDING_INCOMPLETE = "complete", "incomplete"
+RECORDING_PROBLEMS_KEY = "il_robot.recording_problems"
+INCOMPLETE_SUFFIX = "_incomplete"   # the recorder names flagged bags <name>_incomplete

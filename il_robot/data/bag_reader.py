@@ -53,6 +53,7 @@ class BagContents:
     counts: dict[str, int]                       # messages actually read, per topic
     metadata_counts: dict[str, int]              # what metadata.yaml says
     messages: dict[str, list[tuple[int, object]]] = field(default_factory=dict)  # (log time ns, msg)
+    custom_data: dict[str, str] = field(default_factory=dict)   # metadata.yaml custom_data (recorder verdict)
 
     def msgs(self, topic: str) -> list:
         return [m for _, m in self.messages.get(topic, [])]
@@ -95,6 +96,11 @@ def metadata_counts(path: str | Path) -> dict[str, int]:
     return _counts(_metadata(Path(path)))
 
 
+def _custom_data(info: dict) -> dict[str, str]:
+    custom = info.get("custom_data")
+    return {str(k): str(v) for k, v in custom.items()} if isinstance(custom, dict) else {}
+
+
 def read_bag(path: str | Path) -> BagContents:
     """Read a bag; raises BagError for anything that keeps it from being read."""
     path = Path(path)
@@ -106,7 +112,8 @@ def read_bag(path: str | Path) -> BagContents:
         reader.open()
     except Exception as err:  # noqa: BLE001 - rosbags/mcap/sqlite raise many types for one cause
         raise BagError(path, f"truncated or corrupt: {files}: {err}") from None
-    contents = BagContents(path, str(info["storage_identifier"]), {}, {}, metadata_counts)
+    contents = BagContents(path, str(info["storage_identifier"]), {}, {}, metadata_counts,
+                           custom_data=_custom_data(info))
     try:
         for conn in reader.connections:
             contents.msgtypes[conn.topic] = conn.msgtype

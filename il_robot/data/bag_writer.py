@@ -103,13 +103,16 @@ class EpisodeBagWriter:
         self.write(topic, normalize_msgtype(msgtype), messages.to_ns(t),
                    messages.serialize(msg, normalize_msgtype(msgtype)))
 
-    def close(self) -> Path:
-        """Finish the bag (index, metadata.yaml) and move it into place; returns its path."""
+    def close(self, custom_data: dict[str, str] | None = None) -> Path:
+        """Finish the bag (index, metadata.yaml) and move it into place; returns its path.
+        custom_data: extra string pairs for metadata.yaml (e.g. the recorder's verdict)."""
         with self._lock:
             if self.closed:
                 return self.path
             self.closed = True
             try:
+                for key, value in (custom_data or {}).items():
+                    self._writer.set_custom_data(key, str(value))
                 self._writer.close()
                 (self.staging / self.path.name).rename(self.path)
                 self.staging.rmdir()
