@@ -1,9 +1,12 @@
-"""Recording demos off the real ROS graph: nothing lost, and the dataset gives back what was published.
+"""Recording demos off the real ROS graph: nothing lost, no episode mixed up, and the dataset gives
+back what was published.
 
-Graph: lockstep sim -> inverse dynamics <- teleop node <- simulated operator, and the recorder node
-writing one bag per episode. A watcher node here records what was actually published.
+Graph: sim -> inverse dynamics <- teleop node <- simulated operator, and the recorder node writing one
+bag per episode. A watcher node here records what was actually published. The fast tests drive a real
+recorder node through real topics from a scripted publisher, in the orders that went wrong.
 """
 
+import json
 import threading
 
 import numpy as np
@@ -11,7 +14,188 @@ import pytest
 
 from conftest import wait_until
 
+LATCHED_PUB_DEPTH = 1   # the simulator's latched publishers keep only the latest message
 
+
+class ScriptedSim:
+    """Publishes what the simulator publishes, at stamps and in the order a test chooses."""
+
+    def __init__(self, ros, recorder):
+        import rclpy
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+        from sensor_msgs.msg import CameraInfo, Image, JointState
+        from geometry_msgs.msg import TwistStamped
+        from std_msgs.msg import String
+
+        from il_robot import topics
+
+        self.topics = topics
+        self.node = ros.add(rclpy.create_node("scripted_sim", context=ros.context))
+        latched = QoSProfile(depth=LATCHED_PUB_DEPTH, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.pub = {
+            topics.EPISODE: self.node.create_publisher(String, topics.EPISODE, latched),
+            topics.EPISODE_RESULT: self.node.create_publisher(String, topics.EPISODE_RESULT, latched),
+            topics.JOINT_STATES: self.node.create_publisher(JointState, topics.JOINT_STATES, 1000),
+            topics.IMAGE: self.node.create_publisher(Image, topics.IMAGE, 100),
+            topics.CAMERA_INFO: self.node.create_publisher(CameraInfo, topics.CAMERA_INFO, 100),
+            topics.TIP_VELOCITY: self.node.create_publisher(TwistStamped, topics.TIP_VELOCITY, 100),
+        }
+        self.String = String
+        self.recorder = recorder
+        self.published: dict[str, int] = {}
+        wait_until(lambda: all(p.get_subscription_count() > 0 for p in self.pub.values()), timeout=30,
+                   what="the recorder to subscribe")
+
+    def announce(self, episode_id: int, start: float, duration: float) -> None:
+        info = {"episode_id": episode_id, "start_time": start, "episode_duration": duration, "seed": episode_id,
+                "task": {"name": "train/007", "task_set": "train", "index": 7}}
+        self.published = {}
+        self.pub[self.topics.EPISODE].publish(self.String(data=json.dumps(info)))
+
+    def stream(self, stamps, frames, count: bool = True) -> None:
+        """Joint states at `stamps`; at `frames`, an image, its camera_info and the action answering it."""
+        from il_robot.robot.panda_like import JOINT_NAMES
+        from il_robot.ros import conversions as conv
+
+        def send(topic, msg):
+            self.pub[topic].publish(msg)
+            if count and topic != self.topics.TIP_VELOCITY:
+                self.published[topic] = self.published.get(topic, 0) + 1
+
+        for t in stamps:
+            send(self.topics.JOINT_STATES, conv.joint_state(JOINT_NAMES, np.zeros(7), np.zeros(7), np.zeros(7), t))
+            if any(abs(t - f) < 1e-9 for f in frames):
+                send(self.topics.IMAGE, conv.image(np.full((64, 64, 3), int(t * 10) % 255, np.uint8), t))
+                send(self.topics.CAMERA_INFO, conv.camera_info(64, 64, 50.0, 50.0, 32.0, 32.0, t))
+                send(self.topics.TIP_VELOCITY, conv.twist_stamped([0.01, 0.0, 0.0], t))
+
+    def result(self, episode_id: int, duration: float, published: dict) -> None:
+        result = {"episode_id": episode_id, "task": "train/007", "seed": episode_id, "success": episode_id % 2 == 0,
+                  "final_distance": 0.1, "duration": duration, "published": published}
+        self.pub[self.topics.EPISODE_RESULT].publish(self.String(data=json.dumps(result)))
+
+
+def _stamps(start: float, end: float, period: float) -> list[float]:
+    return [round(start + i * period, 6) for i in range(int(round((end - start) / period)) + 1)]
+
+
+@pytest.fixture
+def recorder(ros, tmp_path):
+    from rclpy.parameter import Parameter
+
+    from il_robot.ros.recorder_node import RecorderNode
+
+    node = ros.add(RecorderNode(context=ros.context, parameter_overrides=[
+        Parameter("out_dir", value=str(tmp_path / "bags"))]))
+    yield node
+    ros.executor.remove_node(node)
+    node.close()
+
+
+def _bag_json(path, topic):
+    from il_robot.data import bag_reader
+
+    return [json.loads(m.data) for m in bag_reader.read_bag(path).msgs(topic)]
+
+
+def test_result_goes_to_its_own_episode_when_the_next_start_is_taken_first(ros, recorder):
+    """The mix-up: /sim/episode of episode 2 taken before /sim/episode_result of episode 1. The result
+    must land in episode 1's bag (matched by episode_id), both bags complete, nothing lost. An image
+    (and its camera_info) stamped between the episodes belongs to neither, like the simulator counts it."""
+    from il_robot.data.bag_check import check_bag
+    from il_robot.data.bag_reader import metadata_counts
+
+    sim = ScriptedSim(ros, recorder)
+    topics = sim.topics
+    sim.announce(1, 10.0, 1.0)
+    sim.stream(_stamps(10.0, 11.0, 0.01), _stamps(10.0, 11.0, 0.05))
+    published_1 = dict(sim.published)
+    sim.stream([11.02], [11.02], count=False)     # after episode 1's end, before episode 2's start
+    sim.announce(2, 11.05, 1.0)
+    wait_until(lambda: len(recorder.splitter.recordings) == 2, timeout=30, what="the recorder to open episode 2")
+    sim.stream(_stamps(11.05, 12.05, 0.01), _stamps(11.05, 12.05, 0.05))
+    published_2 = dict(sim.published)
+    sim.result(1, 1.0, published_1)               # episode 1's result only now
+    sim.result(2, 1.0, published_2)
+    wait_until(lambda: len(recorder.splitter.closed) == 2, timeout=30, what="both bags to close")
+
+    closed = {c.episode_id: c for c in recorder.splitter.closed}
+    for episode_id, published in ((1, published_1), (2, published_2)):
+        bag = closed[episode_id]
+        assert bag.complete and bag.problems == [], bag.problems
+        (info,), (result,) = _bag_json(bag.path, topics.EPISODE), _bag_json(bag.path, topics.EPISODE_RESULT)
+        assert info["episode_id"] == result["episode_id"] == episode_id
+        counts = metadata_counts(bag.path)
+        assert {t: counts[t] for t in published} == published
+        assert counts[topics.IMAGE] == counts[topics.CAMERA_INFO] == 21
+        assert check_bag(bag.path) == []
+
+
+def test_a_bag_short_of_what_was_published_is_kept_flagged_and_refused(ros, recorder, tmp_path, capsys):
+    """Messages lost on the way: the bag is kept (nothing thrown away) but marked incomplete, and
+    `il-robot dataset check` fails it, as it fails a bag cut short by the next episode."""
+    from il_robot.cli.dataset_cmd import find_bags
+    from il_robot.cli.main import main
+    from il_robot.data.bag_check import check_bag
+    from il_robot.data.bag_format import RECORDING_INCOMPLETE, RECORDING_KEY
+    from il_robot.data.bag_reader import read_bag
+
+    sim = ScriptedSim(ros, recorder)
+    topics = sim.topics
+    sim.announce(1, 20.0, 1.0)
+    sim.stream(_stamps(20.0, 21.0, 0.01), _stamps(20.0, 21.0, 0.05))
+    published = dict(sim.published)
+    published[topics.JOINT_STATES] += 27          # the simulator sent 27 joint states the recorder never got
+    sim.result(1, 1.0, published)
+    sim.announce(2, 21.05, 1.0)                   # cut short: no result before episode 3
+    sim.stream(_stamps(21.05, 21.5, 0.01), _stamps(21.05, 21.5, 0.05))
+    sim.announce(3, 21.55, 1.0)
+    sim.stream(_stamps(21.55, 24.0, 0.01), [])
+    wait_until(lambda: len(recorder.splitter.closed) == 2, timeout=30, what="two bags to close")
+
+    for bag in recorder.splitter.closed:
+        assert not bag.complete and bag.path.name.endswith("_incomplete")
+        assert read_bag(bag.path).custom_data[RECORDING_KEY] == RECORDING_INCOMPLETE
+        problems = [str(p) for p in check_bag(bag.path)]
+        assert any("the recorder marked this bag incomplete" in p for p in problems), problems
+    first = next(b for b in recorder.splitter.closed if b.episode_id == 1)
+    assert first.problems == [f"missing vs published: {{'{topics.JOINT_STATES}': 27}}"]
+    assert any("/joint_states 27 missing" in str(p) for p in check_bag(first.path))
+
+    root = str(tmp_path / "bags")
+    capsys.readouterr()
+    assert main(["dataset", "check", root]) == 1
+    out = capsys.readouterr().out
+    assert out.count("BAD ") == 2 and "0 of 2 bags OK" in out
+    left_out: list[str] = []
+    with pytest.raises(FileNotFoundError, match="2 the recorder marked incomplete"):
+        find_bags([root], left_out=left_out)
+    assert len(left_out) == 2
+
+
+def test_check_fails_a_bag_holding_another_episodes_result(tmp_path):
+    """Bags written before the fix (or by another tool): the episode's own JSON gives the mix-up away."""
+    from il_robot import topics
+    from il_robot.data import messages as m
+    from il_robot.data.bag_check import check_bag
+    from il_robot.data.bag_writer import EpisodeBagWriter
+    from il_robot.robot.panda_like import JOINT_NAMES
+
+    info = {"episode_id": 2, "start_time": 1.0, "seed": 1, "task": {"name": "train/000", "task_set": "train"}}
+    result = {"episode_id": 1, "seed": 0, "success": False, "duration": 1.0,
+              "published": {topics.JOINT_STATES: 501, topics.IMAGE: 21}}
+    with EpisodeBagWriter(tmp_path / "mixed") as bag:
+        bag.write_msg(topics.EPISODE, "std_msgs/msg/String", 1.0, m.string(json.dumps(info)))
+        for t in _stamps(1.0, 2.0, 0.05):
+            bag.write_msg(topics.JOINT_STATES, "sensor_msgs/msg/JointState", t,
+                          m.joint_state(JOINT_NAMES, np.zeros(7), np.zeros(7), np.zeros(7), t))
+            bag.write_msg(topics.IMAGE, "sensor_msgs/msg/Image", t, m.image(np.zeros((64, 64, 3), np.uint8), t))
+            bag.write_msg(topics.TIP_VELOCITY, "geometry_msgs/msg/TwistStamped", t,
+                          m.twist_stamped(np.zeros(3), t))
+        bag.write_msg(topics.EPISODE_RESULT, "std_msgs/msg/String", 2.0, m.string(json.dumps(result)))
+    problems = [str(p) for p in check_bag(tmp_path / "mixed")]
+    assert any("result of episode 1, but this bag records episode 2" in p for p in problems), problems
+    assert any("/joint_states 480 missing" in p for p in problems), problems
 
 
 @pytest.mark.slow

@@ -1,0 +1,280 @@
+"""Cuts a stream of stamped demo messages into one bag per episode, by stamp and episode id.
+
+ROS-free; the recorder node feeds it what it receives, in whatever order the
+executor takes it. The rules:
+
+- An episode is announced on /sim/episode (episode_id, start_time) and ends at
+  start_time + duration from its result. A result goes to the bag of the episode
+  with its episode_id, never to whichever bag happens to be open: the next
+  episode's announcement may well be taken before the last one's result.
+- A message goes to the episode whose [start, end] holds its header stamp. While
+  that is not known yet (no result, the next episode not announced), it waits,
+  at most `hold` seconds of stamps; bags stay open meanwhile, two at a time if need be.
+- A bag closes once it holds its result and every message the simulator says it
+  published in the episode (and the action answering the last frame), or `grace`
+  wall seconds after the last thing that happened to it. It is complete only when
+  it holds the result and exactly the published counts; otherwise it is kept (no
+  data is thrown away), marked incomplete in its metadata and named *_incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from il_robot import topics
+from il_robot.data.bag_format import (
+    INCOMPLETE_SUFFIX,
+    RECORDING_COMPLETE,
+    RECORDING_INCOMPLETE,
+    RECORDING_KEY,
+    RECORDING_PROBLEMS_KEY,
+)
+from il_robot.data.bag_writer import EpisodeBagWriter
+
+HOLD = 2.0          # s of stamps a message may wait for its episode to be known
+CLOSE_GRACE = 2.0   # s (wall) a bag waits for missing messages after its last news
+EPS = 1e-6          # s: stamps are whole ns, physics steps 2 ms apart
+DEDUP_DEPTH = 8     # re-sends (lockstep retries) repeat one of the last few stamps of their topic
+_WAIT = object()    # a message whose episode is not known yet
+
+
+@dataclass
+class ClosedBag:
+    path: Path
+    episode_id: int | None
+    complete: bool
+    problems: list[str]
+    counts: dict[str, int]
+
+
+class Recording:
+    """One episode's open bag and what is known of the episode so far."""
+
+    def __init__(self, info: dict, bag: EpisodeBagWriter, now: float):
+        self.info = info
+        self.episode_id = info.get("episode_id")
+        self.start = float(info["start_time"])
+        self.bag = bag
+        self.end: float | None = None       # from the result
+        self.cut: float | None = None       # the next episode's start, once announced
+        self.result: dict | None = None
+        self.last_stamp: dict[str, float] = {}
+        self.recent: dict[str, deque] = {}  # per topic, the last stamps written (re-sends are dropped)
+        self.activity = now
+
+    def write(self, stamp: float, topic: str, msgtype: str, t_ns: int, data: bytes) -> None:
+        recent = self.recent.setdefault(topic, deque(maxlen=DEDUP_DEPTH))
+        if any(abs(s - stamp) < EPS for s in recent):
+            return   # a re-send (lockstep retry, one frame answered twice): one copy per bag
+        recent.append(stamp)
+        self.bag.write(topic, msgtype, t_ns, data)
+        self.last_stamp[topic] = max(self.last_stamp.get(topic, -math.inf), stamp)
+
+    def published(self) -> dict[str, int]:
+        return dict((self.result or {}).get("published") or {})
+
+    def differences(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(missing, extra) per topic against the simulator's published counts."""
+        published, stored = self.published(), self.bag.counts
+        missing = {t: n - stored.get(t, 0) for t, n in published.items() if stored.get(t, 0) < n}
+        extra = {t: stored[t] - n for t, n in published.items() if stored.get(t, 0) > n}
+        return missing, extra
+
+    def all_in(self) -> bool:
+        """Result, every published message, and the action answering the last frame are in."""
+        if self.result is None or any(self.differences()):
+            return False
+        if topics.TIP_VELOCITY not in self.bag.counts or topics.IMAGE not in self.last_stamp:
+            return True
+        return self.last_stamp.get(topics.TIP_VELOCITY, -math.inf) >= self.last_stamp[topics.IMAGE] - EPS
+
+    def label(self) -> str:
+        return f"episode {self.episode_id}"
+
+
+class EpisodeSplitter:
+    def __init__(self, open_bag: Callable[[dict], EpisodeBagWriter], log, hold: float = HOLD,
+                 grace: float = CLOSE_GRACE, clock: Callable[[], float] = time.monotonic):
+        self.open_bag = open_bag     # episode info -> a new bag
+        self.log = log               # .info / .warning / .error (an rclpy logger)
+        self.hold, self.grace, self.clock = hold, grace, clock
+        self.recordings: list[Recording] = []   # open bags, by start
+        self.pending: deque = deque()           # (stamp, topic, msgtype, t_ns, data), episode not known yet
+        self.newest = -math.inf
+        self.closed: list[ClosedBag] = []
+        self._gone: deque = deque(maxlen=32)    # (episode_id, start, end) of closed bags: late messages
+        self._late_logged: set = set()
+        self.dropped = 0                        # messages that belong to no episode (between episodes)
+
+    # -- input ------------------------------------------------------------------------------
+    def announce(self, info: dict, msgtype: str, t_ns: int, data: bytes) -> Recording | None:
+        """/sim/episode. Raises ValueError for an announcement without a usable start_time."""
+        try:
+            start = float(info["start_time"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{topics.EPISODE} without a numeric start_time: {json.dumps(info)[:200]}") from None
+        if not math.isfinite(start):
+            raise ValueError(f"{topics.EPISODE}: start_time {start} is not finite")
+        episode_id = info.get("episode_id")
+        if any(r.episode_id == episode_id and abs(r.start - start) < EPS for r in self.recordings) \
+                or any(g[0] == episode_id and abs(g[1] - start) < EPS for g in self._gone):
+            return None   # heard twice (a late-joining subscription's history)
+        now = self.clock()
+        if self.recordings and start < self.recordings[-1].start - EPS:
+            self.log.warning(f"episode {episode_id} starts at {start:.3f} s, before episode "
+                             f"{self.recordings[-1].episode_id} ({self.recordings[-1].start:.3f} s): the "
+                             "simulator's clock went back (restarted?); closing the open bags")
+            self._place(final=True)
+            for rec in list(self.recordings):
+                self._close(rec, "the simulator's clock went back")
+        if self.recordings and self.recordings[-1].cut is None:
+            prev = self.recordings[-1]
+            prev.cut, prev.activity = start, now
+        rec = Recording(info, self.open_bag(info), now)
+        rec.bag.write(topics.EPISODE, msgtype, t_ns, data)
+        self.recordings.append(rec)
+        self._place()
+        return rec
+
+    def result(self, info: dict, msgtype: str, t_ns: int, data: bytes) -> Recording | None:
+        """/sim/episode_result, matched to its bag by episode_id."""
+        episode_id = info.get("episode_id")
+        rec = next((r for r in reversed(self.recordings) if episode_id is not None and r.episode_id == episode_id),
+                   None)
+        if rec is None:
+            if not any(g[0] == episode_id for g in self._gone):
+                self.log.warning(f"result of episode {episode_id} matches no open bag (the episode began "
+                                 f"before the recorder did): not stored: {json.dumps(info)[:300]}")
+            return None
+        if rec.result is not None:
+            if rec.result != info:
+                self.log.error(f"episode {episode_id}: a second, different result ignored: {json.dumps(info)[:300]}")
+            return None
+        rec.bag.write(topics.EPISODE_RESULT, msgtype, t_ns, data)
+        rec.result = info
+        try:
+            rec.end = rec.start + float(info["duration"])
+        except (KeyError, TypeError, ValueError):
+            self.log.error(f"episode {episode_id}: result without a numeric duration; the episode is taken "
+                           f"to run until the next one starts")
+        rec.activity = self.clock()
+        self._place()
+        return rec
+
+    def message(self, stamp: float, topic: str, msgtype: str, t_ns: int, data: bytes) -> None:
+        """A stamped stream message (joint states, images, actions, ...)."""
+        self.newest = max(self.newest, stamp)
+        self._put((stamp, topic, msgtype, t_ns, data), final=False)
+        # Messages come roughly in stamp order: the oldest waiting ones are the first to be due.
+        while self.pending and self.pending[0][0] <= self.newest - self.hold:
+            self._put(self.pending.popleft(), final=True)
+        self.close_finished()
+
+    def to_running(self, topic: str, msgtype: str, t_ns: int, data: bytes) -> None:
+        """A latched message that holds for the episode under way (who is operating)."""
+        for rec in self.recordings:
+            if rec.result is None and rec.cut is None:
+                rec.bag.write(topic, msgtype, t_ns, data)
+
+    # -- routing ----------------------------------------------------------------------------
+    def _home(self, stamp: float, final: bool):
+        """The recording a stamp belongs to, _WAIT while that is not known yet, None for none."""
+        for i in range(len(self.recordings) - 1, -1, -1):
+            rec = self.recordings[i]
+            if stamp < rec.start - EPS:
+                continue
+            newest = i == len(self.recordings) - 1
+            if rec.end is not None:
+                if stamp <= rec.end + EPS:
+                    return rec
+                return _WAIT if newest and not final else None   # an episode not announced yet, or none
+            if rec.cut is not None:
+                return rec if stamp < rec.cut - EPS else None
+            return rec if final else _WAIT   # a reset may still cut the episode short before this stamp
+        return _WAIT if not self.recordings and not final else None
+
+    def _put(self, item, final: bool) -> None:
+        home = self._home(item[0], final)
+        if home is _WAIT:
+            self.pending.append(item)
+        elif home is None:
+            self._drop(item)
+        else:
+            home.write(*item)
+            home.activity = self.clock()
+
+    def _place(self, final: bool = False) -> None:
+        """Route every waiting message whose episode is known now."""
+        waiting, self.pending = self.pending, deque()
+        for item in waiting:
+            self._put(item, final or item[0] <= self.newest - self.hold)
+        self.close_finished()
+
+    def _drop(self, item) -> None:
+        stamp, topic = item[0], item[1]
+        gone = next((g for g in self._gone if g[1] - EPS <= stamp <= g[2] + EPS), None)
+        if gone is None:
+            self.dropped += 1   # between episodes, or before the first one the recorder heard of
+            return
+        if gone[0] not in self._late_logged:
+            self._late_logged.add(gone[0])
+            self.log.error(f"episode {gone[0]}: a message on {topic} stamped {stamp:.3f} s came after its bag "
+                           "was closed; not stored (late messages of this episode are not logged again)")
+
+    # -- closing ----------------------------------------------------------------------------
+    def close_finished(self) -> None:
+        """Close the bags that hold everything, and those that waited `grace` for what is missing."""
+        now = self.clock()
+        for rec in list(self.recordings):
+            if rec.all_in():
+                self._close(rec, "")
+            elif (rec.result is not None or rec.cut is not None) and now - rec.activity > self.grace:
+                self._close(rec, "no result: the next episode began before this one ended (a reset?)"
+                            if rec.result is None else f"waited {self.grace:g} s for the missing messages")
+
+    def close_all(self, why: str) -> None:
+        """Shutdown: route what can be routed, then close every bag (those without a result incomplete)."""
+        self._place(final=True)
+        for item in self.pending:
+            self._drop(item)
+        self.pending.clear()
+        for rec in list(self.recordings):
+            self._close(rec, why)
+
+    def _close(self, rec: Recording, why: str) -> ClosedBag:
+        problems = []
+        if rec.result is None:
+            problems.append(f"no result ({why})" if why else "no result")
+        else:
+            missing, extra = rec.differences()
+            if missing:
+                problems.append(f"missing vs published: {missing}")
+            if extra:
+                problems.append(f"more than published: {extra}")
+            if not rec.published():
+                self.log.warning(f"{rec.label()}: the result gives no published counts; nothing to check against")
+        custom = {RECORDING_KEY: RECORDING_INCOMPLETE if problems else RECORDING_COMPLETE}
+        if problems:
+            custom[RECORDING_PROBLEMS_KEY] = "; ".join(problems)
+        self.recordings.remove(rec)
+        self._gone.append((rec.episode_id, rec.start, rec.end if rec.end is not None else
+                           (rec.cut if rec.cut is not None else math.inf)))
+        path = rec.bag.close(custom)
+        if problems:
+            flagged = path.with_name(path.name + INCOMPLETE_SUFFIX)
+            if not flagged.exists():
+                path = path.rename(flagged)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(rec.bag.counts.items()))
+        if problems:
+            self.log.error(f"wrote {path.name} ({rec.label()}) INCOMPLETE: {'; '.join(problems)}; {counts}")
+        else:
+            self.log.info(f"wrote {path.name} ({rec.label()}): {counts} (all published messages stored)")
+        closed = ClosedBag(path, rec.episode_id, not problems, problems, dict(rec.bag.counts))
+        self.closed.append(closed)
+        return closed
