@@ -2,8 +2,9 @@
 
 The physics thread hands over a copied pose (microseconds); this thread owns
 the GL context, draws the pose and publishes the frame with the pose's stamp.
-A frame still being drawn when the next is due makes the older one dropped
-(counted), like a camera that cannot keep up.
+A frame still waiting when the next is due is dropped (counted, and its stamp
+returned to the caller), like a camera that cannot keep up; wait_idle lets the
+simulator publish an episode's last frame before its result.
 """
 
 from __future__ import annotations
@@ -22,17 +23,27 @@ class CameraWorker:
         self._publish = publish
         self._cv = threading.Condition()
         self._job = None
+        self._busy = False    # drawing or publishing a frame
         self._stop = False
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
         self._thread.start()
 
-    def submit(self, t: float, model, qpos: np.ndarray) -> None:
+    def submit(self, t: float, model, qpos: np.ndarray) -> float | None:
+        """Queue a frame; returns the stamp of the waiting frame it replaced (dropped), if any."""
         with self._cv:
+            dropped = None
             if self._job is not None:
                 self.dropped += 1
+                dropped = self._job[0]
             self._job = (t, model, qpos)
             self._cv.notify()
+        return dropped
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every submitted frame is published (or dropped); False on timeout."""
+        with self._cv:
+            return self._cv.wait_for(lambda: (self._job is None and not self._busy) or self._stop, timeout)
 
     def _run(self) -> None:
         try:
@@ -42,7 +53,13 @@ class CameraWorker:
                     if self._stop:
                         return
                     (t, model, qpos), self._job = self._job, None
-                self._publish(self._camera.render_pose(model, qpos), t)
+                    self._busy = True
+                try:
+                    self._publish(self._camera.render_pose(model, qpos), t)
+                finally:
+                    with self._cv:
+                        self._busy = False
+                        self._cv.notify_all()
         finally:
             self._camera.close()
 
