@@ -11,8 +11,11 @@ executor takes it. The rules:
   that is not known yet (no result, the next episode not announced), it waits,
   at most `hold` seconds of stamps; bags stay open meanwhile, two at a time if need be.
 - A bag closes once it holds its result and every message the simulator says it
-  published in the episode (and the action answering the last frame), or `grace`
-  wall seconds after the last thing that happened to it. It is complete only when
+  published in the episode (and the action answering the last frame). Short of
+  that, it waits while a topic it lacks is still coming in stamped inside the
+  episode (a busy recorder works through a backlog, the fast topic last); it
+  gives up once each such topic has moved past the episode's end (the rest is
+  lost), or `grace` wall seconds after the topic was last heard. It is complete only when
   it holds the result and exactly the published counts; otherwise it is kept (no
   data is thrown away), marked incomplete in its metadata and named *_incomplete.
 """
@@ -107,6 +110,8 @@ class EpisodeSplitter:
         self.recordings: list[Recording] = []   # open bags, by start
         self.pending: deque = deque()           # (stamp, topic, msgtype, t_ns, data), episode not known yet
         self.newest = -math.inf
+        self.topic_newest: dict[str, float] = {}   # per stream topic, the latest stamp received
+        self.topic_heard: dict[str, float] = {}    # ... and when (wall, `clock`)
         self.closed: list[ClosedBag] = []
         self._gone: deque = deque(maxlen=32)    # (episode_id, start, end) of closed bags: late messages
         self._late_logged: set = set()
@@ -170,6 +175,8 @@ class EpisodeSplitter:
     def message(self, stamp: float, topic: str, msgtype: str, t_ns: int, data: bytes) -> None:
         """A stamped stream message (joint states, images, actions, ...)."""
         self.newest = max(self.newest, stamp)
+        self.topic_newest[topic] = max(self.topic_newest.get(topic, -math.inf), stamp)
+        self.topic_heard[topic] = self.clock()
         self._put((stamp, topic, msgtype, t_ns, data), final=False)
         # Messages come roughly in stamp order: the oldest waiting ones are the first to be due.
         while self.pending and self.pending[0][0] <= self.newest - self.hold:
@@ -229,14 +236,32 @@ class EpisodeSplitter:
 
     # -- closing ----------------------------------------------------------------------------
     def close_finished(self) -> None:
-        """Close the bags that hold everything, and those that waited `grace` for what is missing."""
+        """Close the bags that hold everything, and those whose missing messages are not coming."""
         now = self.clock()
         for rec in list(self.recordings):
             if rec.all_in():
                 self._close(rec, "")
-            elif (rec.result is not None or rec.cut is not None) and now - rec.activity > self.grace:
-                self._close(rec, "no result: the next episode began before this one ended (a reset?)"
-                            if rec.result is None else f"waited {self.grace:g} s for the missing messages")
+            elif rec.result is not None:
+                if all(self._given_up(rec, topic, now) for topic in self._awaited(rec)):
+                    self._close(rec, "")
+            elif rec.cut is not None and now - rec.activity > self.grace:
+                self._close(rec, "the next episode began before this one ended (a reset?)")
+
+    def _awaited(self, rec: Recording) -> list[str]:
+        """Topics the bag still lacks messages of (the action answering the last frame included)."""
+        waiting = list(rec.differences()[0])
+        if topics.TIP_VELOCITY in rec.bag.counts and topics.IMAGE in rec.last_stamp \
+                and rec.last_stamp.get(topics.TIP_VELOCITY, -math.inf) < rec.last_stamp[topics.IMAGE] - EPS:
+            waiting.append(topics.TIP_VELOCITY)
+        return waiting
+
+    def _given_up(self, rec: Recording, topic: str, now: float) -> bool:
+        """Nothing more of `topic` will come for this episode: its stream is past the episode's end
+        (messages of one topic come in order), or silent for `grace` seconds."""
+        end = rec.end if rec.end is not None else rec.cut
+        past = end is not None and self.topic_newest.get(topic, -math.inf) > end + EPS
+        silent = now - max(self.topic_heard.get(topic, -math.inf), rec.activity) > self.grace
+        return past or silent
 
     def close_all(self, why: str) -> None:
         """Shutdown: route what can be routed, then close every bag (those without a result incomplete)."""
