@@ -7,6 +7,7 @@ EFFORT_COMMANDS = "/effort_controller/commands"
 DESIRED_MOTION = "/desired_joint_motion"        # trajectory_msgs/JointTrajectory, one point
 CONTROLLER_REFERENCE = "/inverse_dynamics/reference"   # JointTrajectory: desired motion the controller took
 TIP_VELOCITY = "/tip_velocity_command"          # geometry_msgs/TwistStamped: the policy's action
+POLICY_PROVIDER = "~/active_provider"           # std_msgs/String, latched: onnxruntime provider in use
 CLOCK = "/clock"
 OBJECT_POSES = "/sim/object_poses"              # geometry_msgs/PoseArray: target, distractor, goal
 EPISODE = "/sim/episode"                        # std_msgs/String, JSON; latched

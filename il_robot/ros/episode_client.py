@@ -28,11 +28,16 @@ from il_robot.ros.latched import LATCHED
 LAST_PERIOD = 0.05 + 1e-6   # s (sim): the last camera period of an episode
 ACTION_GRACE = 5.0          # s (wall) to wait for the episode's last actions after its result
 WARM_UP_DURATION = 0.5      # s (sim): the shortest episode the simulator runs
+HEALTH_PERIOD = 0.5         # s (wall): how often a wait on the graph checks that its nodes live
 
 
 class EpisodeClient(Node):
-    def __init__(self, name: str = "il_robot_episodes", record_frames: bool = False, **kwargs):
+    def __init__(self, name: str = "il_robot_episodes", record_frames: bool = False, health_check=None,
+                 **kwargs):
         super().__init__(name, **kwargs)
+        # Called while waiting on the graph; raises when a node it needs has died (a launcher's check),
+        # so a dead node is reported as such, not as a service that never came.
+        self._health_check = health_check or (lambda: None)
         self._results: dict[int, dict] = {}
         self._cv = threading.Condition()
         self._action_stamps: list[float] = []
@@ -68,13 +73,20 @@ class EpisodeClient(Node):
             self._cv.notify_all()
 
     def _call(self, client, request, timeout: float):
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s")
+        deadline = time.monotonic() + timeout
+        while not client.wait_for_service(timeout_sec=HEALTH_PERIOD):
+            self._health_check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s")
         future = client.call_async(request)
         deadline = time.monotonic() + timeout
+        checked = time.monotonic()
         while not future.done():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"service {client.srv_name} did not answer in {timeout:.0f} s")
+            if time.monotonic() - checked > HEALTH_PERIOD:
+                self._health_check()
+                checked = time.monotonic()
             time.sleep(0.005)
         return future.result()
 
@@ -126,9 +138,12 @@ class EpisodeClient(Node):
             raise RuntimeError(f"simulator refused the reset: {response.message}")
         info = json.loads(response.message)
         episode_id = info["episode_id"]
+        deadline = time.monotonic() + timeout
         with self._cv:
-            if not self._cv.wait_for(lambda: episode_id in self._results, timeout):
-                raise TimeoutError(f"episode {episode_id} gave no result within {timeout:.0f} s")
+            while not self._cv.wait_for(lambda: episode_id in self._results, HEALTH_PERIOD):
+                self._health_check()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"episode {episode_id} gave no result within {timeout:.0f} s")
             result = dict(self._results[episode_id])
             start, end = info["start_time"], info["start_time"] + result["duration"]
             # Actions and frames travel on their own topics and may still be queued here: wait
@@ -172,3 +187,13 @@ def spin_in_background(node: Node):
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
     return executor, thread
+
+
+def stop_background(executor, thread, node: Node) -> None:
+    """Stop what spin_in_background started, the spin thread joined before rclpy shuts down: a daemon
+    thread still inside rclpy's C++ at interpreter exit aborts the process ("terminate called without
+    an active exception", SIGABRT) instead of letting it exit with its code."""
+    executor.shutdown(timeout_sec=5.0)
+    thread.join(timeout=5.0)
+    node.destroy_node()
+    rclpy.try_shutdown()

@@ -1,15 +1,46 @@
-"""Start, spin and stop one node the same way for every executable."""
+"""Start, spin and stop one node the same way for every executable.
+
+Ctrl-C in a terminal sends SIGINT to every process of the group, and `ros2 launch`
+then sends its own SIGINT: a node gets two. rclpy's signal handler shuts the context
+down (which ends the spin); the Python-level handler installed here only notes the
+signal, so neither SIGINT raises KeyboardInterrupt into the shutdown path
+(`destroy_node`, a thread join), and once interrupted a late SIGINT is ignored
+through interpreter exit: the node exits 0, not by signal (-2).
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+from il_robot.exit_codes import EXIT_CANNOT_START
 from il_robot.ros.env import ensure_localhost_discovery
+
+# Expected at start: a parameter out of its declared range or of the wrong type.
+START_ERRORS = (ParameterException,)
+
+
+class _Interrupts:
+    """SIGINT noted, not raised: rclpy's own handler (chained in front of this one) ends the spin."""
+
+    def __init__(self):
+        self.count = 0
+        self._previous = signal.signal(signal.SIGINT, self._note)
+
+    def _note(self, signum, frame) -> None:
+        self.count += 1
+
+    def restore(self) -> None:
+        # Interrupted: the process is on its way out and launch's own SIGINT may still come. Python's
+        # finalization resets a handled signal to its default (death by SIGINT, exit code -2), but
+        # leaves an ignored one ignored.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if self.count else self._previous)
 
 
 def _spin_quietly(executor) -> None:
@@ -24,13 +55,16 @@ def _spin_quietly(executor) -> None:
 
 
 def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreadedExecutor, **node_kwargs) -> int:
-    """Spin node_cls until shutdown. A configuration error in `errors` is one clear log
-    line and exit code 1, not a traceback (and not a respawn-worthy crash loop)."""
+    """Spin node_cls until shutdown. A configuration error in `errors` is one clear log line and
+    exit code EXIT_CANNOT_START (both launchers then stop the graph), not a traceback."""
     ensure_localhost_discovery()
+    interrupts = _Interrupts()   # before rclpy.init: rclpy chains its handler in front of this one
     rclpy.init(args=sys.argv if args is None else args)
     node = None
     sides: list = []
     try:
+        if interrupts.count:
+            return 0
         node = node_cls(**node_kwargs)
         if os.environ.get("IL_ROBOT_EXECUTOR") == "events" and executor_cls is SingleThreadedExecutor:
             from rclpy.experimental import EventsExecutor
@@ -46,11 +80,17 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
             thread.start()
             sides.append((side, thread))
         _spin_quietly(executor)
-    except errors as err:
+    except (*errors, *START_ERRORS) as err:
+        if interrupts.count or not rclpy.ok():
+            return 0   # interrupted while starting: the error is the interruption's
         rclpy.logging.get_logger(node_cls.__name__).fatal(f"cannot start: {err}")
-        return 1
+        return EXIT_CANNOT_START
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok() and not interrupts.count:
+            raise
+        # Ctrl-C landed while the node was being built (its context went away under it).
     finally:
         for side, thread in sides:   # stopped before their nodes go: no callback on a destroyed node
             side.shutdown(timeout_sec=2.0)
@@ -62,4 +102,5 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
+        interrupts.restore()
     return 0
