@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up il_robot in .venv/ on a fresh Debian/Ubuntu machine (idempotent).
-#   bash scripts/setup.sh            runtime + ROS 2 wheels + test tools
+#   bash scripts/setup.sh            runtime + ROS 2 wheels + test tools (+ the ros2 CLI, see below)
 #   IL_ROBOT_EXTRAS=train bash ...   also the training extras (torch 2.13.0 CPU, onnx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +34,14 @@ if [ -n "${IL_ROBOT_EXTRAS:-}" ]; then
   extras="$extras,$IL_ROBOT_EXTRAS"
 fi
 .venv/bin/python -m pip install -q -e ".[$extras]"
+# The real ROS 2 command line (ros2 launch/run/param/topic; not on PyPI: wheels built from upstream), when
+# a checkout of them is at hand (CI has ../shared/ros2-cli); the launch tests need it.
+ros2_cli=${IL_ROBOT_ROS2_CLI:-../shared/ros2-cli}
+if [ -f "$ros2_cli/install.sh" ]; then
+  bash "$ros2_cli/install.sh" .venv
+else
+  echo "no ROS 2 CLI wheels at $ros2_cli (set IL_ROBOT_ROS2_CLI): ros2 launch tests will be skipped"
+fi
+# .venv as an ament prefix holding il_robot, for `ros2 launch il_robot ...` (source scripts/ros2_env.sh).
+.venv/bin/python -m il_robot.ament_prefix >/dev/null
 echo "il_robot is set up in $(pwd)/.venv"
