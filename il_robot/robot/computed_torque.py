@@ -70,6 +70,8 @@ class ComputedTorqueController:
         if np.any(kp < 0) or np.any(kd < 0) or not np.all(np.isfinite(kp)) or not np.all(np.isfinite(kd)):
             raise ValueError("gains must be finite and non-negative")
         self.kp, self.kd = kp, kd
+        self._damped = kd > 0
+        self._kp_over_kd = np.divide(kp, kd, out=np.zeros(n), where=self._damped)
 
     def set_joint_state(self, names, position, velocity, t: float) -> str | None:
         """Take a measured state. Returns a description when the pose jumped (a reset or a
@@ -126,10 +128,9 @@ class ComputedTorqueController:
         exceeds the speed limit, it aims for the limit instead (and drops the feed-forward)."""
         e = q_des - q
         qdd = qdd_des + self.kp * e + self.kd * (qd_des - qd)
-        damped = self.kd > 0
-        v_target = qd_des + np.divide(self.kp * e, self.kd, out=np.zeros_like(e), where=damped)
-        over = damped & (np.abs(v_target) > self.v_limit)
-        if np.any(over):
+        v_target = qd_des + self._kp_over_kd * e
+        over = self._damped & (np.abs(v_target) > self.v_limit)
+        if over.any():
             limited = self.kd * (np.clip(v_target, -self.v_limit, self.v_limit) - qd)
             qdd = np.where(over, limited, qdd)
         return qdd
@@ -160,7 +161,7 @@ class ComputedTorqueController:
 
     def _checked(self, tau: np.ndarray) -> np.ndarray | None:
         """Clipped to the torque limits; None if any entry is not finite (never clip inf to a limit)."""
-        if not np.all(np.isfinite(tau)):
+        if not np.isfinite(tau).all():
             return None
         return self.robot.clip_torque(tau)
 

@@ -57,6 +57,6 @@ class JointOrder:
         if arr.shape != (len(names),):
             raise JointInputError(f"{what} has {arr.size} values for {len(names)} joint names")
         ours = arr[self.permutation(names)]
-        if not np.all(np.isfinite(ours)):
+        if not np.isfinite(ours).all():
             raise JointInputError(f"{what} contains NaN or Inf: {ours.tolist()}")
         return ours

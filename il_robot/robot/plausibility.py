@@ -31,7 +31,7 @@ def rate_bound(limit: np.ndarray) -> np.ndarray:
 def check_within(values: np.ndarray, low: np.ndarray, high: np.ndarray, what: str, names) -> None:
     """Raise JointInputError naming the joints whose value lies outside [low, high]."""
     bad = (values < low) | (values > high)
-    if np.any(bad):
+    if bad.any():   # the method, not np.any: this runs on every joint state
         joints = {n: float(v) for n, v, b in zip(names, values, bad) if b}
         raise JointInputError(f"{what} outside the sane range (joint limits +- {POSITION_MARGIN} rad, "
                               f"{SANITY_FACTOR:g}x the speed/acceleration limits): {joints}")
@@ -66,4 +66,4 @@ def pose_jump(q_before: np.ndarray, q_after: np.ndarray, dt: float, qd_max: np.n
     """The largest joint motion beyond what the limits allow in dt (rad), 0 when plausible."""
     allowed = STATE_JUMP_SPEED_FACTOR * qd_max * max(dt, STATE_JUMP_MIN_DT) + STATE_JUMP_MARGIN
     excess = np.abs(q_after - q_before) - allowed
-    return float(max(0.0, np.max(excess)))
+    return max(0.0, float(excess.max()))
