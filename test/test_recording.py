@@ -131,6 +131,35 @@ def test_result_goes_to_its_own_episode_when_the_next_start_is_taken_first(ros, 
         assert check_bag(bag.path) == []
 
 
+def test_the_next_episodes_first_messages_wait_for_its_start_while_an_older_bag_is_open(ros, recorder):
+    """Episode 1 cut short (its bag still open, waiting for a result), episode 2 recorded and closed,
+    then episode 3's start state taken before /sim/episode of episode 3: it must wait for it, not be
+    dropped because it lies past the still-open bag's cut."""
+    sim = ScriptedSim(ros, recorder)
+    topics = sim.topics
+    recorder.splitter.grace = 60.0     # episode 1's bag stays open through the test
+    sim.announce(1, 30.0, 1.0)
+    sim.stream(_stamps(30.0, 30.5, 0.01), _stamps(30.0, 30.5, 0.05))
+    sim.announce(2, 30.55, 1.0)
+    sim.stream(_stamps(30.55, 31.55, 0.01), _stamps(30.55, 31.55, 0.05))
+    sim.result(2, 1.0, dict(sim.published))
+    wait_until(lambda: [c.episode_id for c in recorder.splitter.closed] == [2], timeout=30, what="episode 2's bag")
+    assert [r.episode_id for r in recorder.splitter.recordings] == [1]
+    sim.published = {}
+    sim.stream([31.6], [31.6])                    # episode 3's start state, before its announcement
+    wait_until(lambda: recorder.splitter.topic_newest.get(topics.CAMERA_INFO, 0) >= 31.6, timeout=30,
+               what="the recorder to take episode 3's start state")
+    early = dict(sim.published)
+    sim.announce(3, 31.6, 1.0)
+    sim.published = early
+    sim.stream(_stamps(31.61, 32.6, 0.01), _stamps(31.65, 32.6, 0.05))
+    sim.result(3, 1.0, dict(sim.published))
+    wait_until(lambda: 3 in [c.episode_id for c in recorder.splitter.closed], timeout=30, what="episode 3's bag")
+    third = next(c for c in recorder.splitter.closed if c.episode_id == 3)
+    assert third.complete, third.problems
+    assert third.counts[topics.JOINT_STATES] == 101 and third.counts[topics.IMAGE] == 21
+
+
 def test_a_bag_short_of_what_was_published_is_kept_flagged_and_refused(ros, recorder, tmp_path, capsys):
     """Messages lost on the way: the bag is kept (nothing thrown away) but marked incomplete, and
     `il-robot dataset check` fails it, as it fails a bag cut short by the next episode."""

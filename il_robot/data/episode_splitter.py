@@ -108,6 +108,7 @@ class EpisodeSplitter:
         self.log = log               # .info / .warning / .error (an rclpy logger)
         self.hold, self.grace, self.clock = hold, grace, clock
         self.recordings: list[Recording] = []   # open bags, by start
+        self._latest: Recording | None = None   # the episode announced last, open or closed
         self.pending: deque = deque()           # (stamp, topic, msgtype, t_ns, data), episode not known yet
         self.newest = -math.inf
         self.topic_newest: dict[str, float] = {}   # per stream topic, the latest stamp received
@@ -144,6 +145,7 @@ class EpisodeSplitter:
         rec = Recording(info, self.open_bag(info), now)
         rec.bag.write(topics.EPISODE, msgtype, t_ns, data)
         self.recordings.append(rec)
+        self._latest = rec
         self._place()
         return rec
 
@@ -192,19 +194,23 @@ class EpisodeSplitter:
     # -- routing ----------------------------------------------------------------------------
     def _home(self, stamp: float, final: bool):
         """The recording a stamp belongs to, _WAIT while that is not known yet, None for none."""
-        for i in range(len(self.recordings) - 1, -1, -1):
-            rec = self.recordings[i]
+        for rec in reversed(self.recordings):
             if stamp < rec.start - EPS:
                 continue
-            newest = i == len(self.recordings) - 1
             if rec.end is not None:
                 if stamp <= rec.end + EPS:
                     return rec
-                return _WAIT if newest and not final else None   # an episode not announced yet, or none
-            if rec.cut is not None:
-                return rec if stamp < rec.cut - EPS else None
-            return rec if final else _WAIT   # a reset may still cut the episode short before this stamp
-        return _WAIT if not self.recordings and not final else None
+            elif rec.cut is not None:
+                if stamp < rec.cut - EPS:
+                    return rec
+            else:
+                return rec if final else _WAIT   # a reset may still cut the episode short before this stamp
+            break   # past this episode: no earlier one holds it
+        # After every episode announced so far (open or closed): one not announced yet, or none.
+        latest = self._latest
+        beyond = latest is None or stamp > (latest.end if latest.end is not None else
+                                            latest.cut if latest.cut is not None else math.inf) + EPS
+        return _WAIT if beyond and not final else None
 
     def _put(self, item, final: bool) -> None:
         home = self._home(item[0], final)
