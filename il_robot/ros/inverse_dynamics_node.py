@@ -55,9 +55,10 @@ class InverseDynamicsNode(Node):
         js_timeout = declare(self, "joint_state_timeout", 0.05,
                              "Joint states older than this (s, this node's clock) -> stop commanding",
                              float_range=(0.002, 5.0))
-        self.wall_timeout = declare(self, "joint_state_wall_timeout", 0.25,
+        self.wall_timeout = declare(self, "joint_state_wall_timeout", 1.0,
                                     "Joint states or a sim /clock still for this long (s, steady clock) -> "
-                                    "stop commanding (the guard when the sim clock itself stops)",
+                                    "stop commanding (the guard when the sim clock itself stops; a realtime "
+                                    "sim on a busy 2-core machine stalls for up to ~0.6 s)",
                                     float_range=(0.01, 10.0))
         dm_timeout = declare(self, "desired_timeout", 0.5,
                              "Desired motion older than this (s) -> hold the pose with gravity compensation",
