@@ -44,6 +44,8 @@ HOLD = 2.0          # s of stamps a message may wait for its episode to be known
 CLOSE_GRACE = 2.0   # s (wall) a bag waits for missing messages after its last news
 EPS = 1e-6          # s: stamps are whole ns, physics steps 2 ms apart
 DEDUP_DEPTH = 8     # re-sends (lockstep retries) repeat one of the last few stamps of their topic
+# Topics answering each camera frame, stamped with it: a bag waits for their answer to its last frame.
+FRAME_ANSWERS = (topics.TIP_VELOCITY, topics.DESIRED_MOTION, topics.TELEOP_CMD)
 _WAIT = object()    # a message whose episode is not known yet
 
 
@@ -71,10 +73,14 @@ class Recording:
         self.recent: dict[str, deque] = {}  # per topic, the last stamps written (re-sends are dropped)
         self.activity = now
 
+    def seen(self, topic: str, stamp: float) -> bool:
+        """A re-send (lockstep retry, one frame answered twice) of a message already written."""
+        return any(abs(s - stamp) < EPS for s in self.recent.get(topic, ()))
+
     def write(self, stamp: float, topic: str, msgtype: str, t_ns: int, data: bytes) -> None:
+        if self.seen(topic, stamp):
+            return   # one copy per bag
         recent = self.recent.setdefault(topic, deque(maxlen=DEDUP_DEPTH))
-        if any(abs(s - stamp) < EPS for s in recent):
-            return   # a re-send (lockstep retry, one frame answered twice): one copy per bag
         recent.append(stamp)
         self.bag.write(topic, msgtype, t_ns, data)
         self.last_stamp[topic] = max(self.last_stamp.get(topic, -math.inf), stamp)
@@ -89,13 +95,16 @@ class Recording:
         extra = {t: stored[t] - n for t, n in published.items() if stored.get(t, 0) > n}
         return missing, extra
 
+    def unanswered(self) -> list[str]:
+        """Frame-answering topics in the bag whose answer to the last frame is not in yet."""
+        if topics.IMAGE not in self.last_stamp:
+            return []
+        return [t for t in FRAME_ANSWERS if t in self.bag.counts
+                and self.last_stamp.get(t, -math.inf) < self.last_stamp[topics.IMAGE] - EPS]
+
     def all_in(self) -> bool:
-        """Result, every published message, and the action answering the last frame are in."""
-        if self.result is None or any(self.differences()):
-            return False
-        if topics.TIP_VELOCITY not in self.bag.counts or topics.IMAGE not in self.last_stamp:
-            return True
-        return self.last_stamp.get(topics.TIP_VELOCITY, -math.inf) >= self.last_stamp[topics.IMAGE] - EPS
+        """Result, every published message, and the answers to the last frame are in."""
+        return self.result is not None and not any(self.differences()) and not self.unanswered()
 
     def label(self) -> str:
         return f"episode {self.episode_id}"
@@ -114,7 +123,7 @@ class EpisodeSplitter:
         self.topic_newest: dict[str, float] = {}   # per stream topic, the latest stamp received
         self.topic_heard: dict[str, float] = {}    # ... and when (wall, `clock`)
         self.closed: list[ClosedBag] = []
-        self._gone: deque = deque(maxlen=32)    # (episode_id, start, end) of closed bags: late messages
+        self._gone: deque = deque(maxlen=32)    # closed recordings, to tell late messages from re-sends
         self._late_logged: set = set()
         self.dropped = 0                        # messages that belong to no episode (between episodes)
 
@@ -129,7 +138,7 @@ class EpisodeSplitter:
             raise ValueError(f"{topics.EPISODE}: start_time {start} is not finite")
         episode_id = info.get("episode_id")
         if any(r.episode_id == episode_id and abs(r.start - start) < EPS for r in self.recordings) \
-                or any(g[0] == episode_id and abs(g[1] - start) < EPS for g in self._gone):
+                or any(g.episode_id == episode_id and abs(g.start - start) < EPS for g in self._gone):
             return None   # heard twice (a late-joining subscription's history)
         now = self.clock()
         if self.recordings and start < self.recordings[-1].start - EPS:
@@ -155,7 +164,7 @@ class EpisodeSplitter:
         rec = next((r for r in reversed(self.recordings) if episode_id is not None and r.episode_id == episode_id),
                    None)
         if rec is None:
-            if not any(g[0] == episode_id for g in self._gone):
+            if not any(g.episode_id == episode_id for g in self._gone):
                 self.log.warning(f"result of episode {episode_id} matches no open bag (the episode began "
                                  f"before the recorder did): not stored: {json.dumps(info)[:300]}")
             return None
@@ -208,8 +217,7 @@ class EpisodeSplitter:
             break   # past this episode: no earlier one holds it
         # After every episode announced so far (open or closed): one not announced yet, or none.
         latest = self._latest
-        beyond = latest is None or stamp > (latest.end if latest.end is not None else
-                                            latest.cut if latest.cut is not None else math.inf) + EPS
+        beyond = latest is None or stamp > self._limit(latest) + EPS
         return _WAIT if beyond and not final else None
 
     def _put(self, item, final: bool) -> None:
@@ -231,14 +239,21 @@ class EpisodeSplitter:
 
     def _drop(self, item) -> None:
         stamp, topic = item[0], item[1]
-        gone = next((g for g in self._gone if g[1] - EPS <= stamp <= g[2] + EPS), None)
+        gone = next((g for g in self._gone if g.start - EPS <= stamp <= self._limit(g) + EPS), None)
         if gone is None:
             self.dropped += 1   # between episodes, or before the first one the recorder heard of
             return
-        if gone[0] not in self._late_logged:
-            self._late_logged.add(gone[0])
-            self.log.error(f"episode {gone[0]}: a message on {topic} stamped {stamp:.3f} s came after its bag "
-                           "was closed; not stored (late messages of this episode are not logged again)")
+        if gone.seen(topic, stamp):
+            return   # a re-send of a message the bag holds
+        if gone.episode_id not in self._late_logged:
+            self._late_logged.add(gone.episode_id)
+            self.log.error(f"episode {gone.episode_id}: a message on {topic} stamped {stamp:.3f} s came after "
+                           "its bag was closed; not stored (late messages of this episode are not logged again)")
+
+    @staticmethod
+    def _limit(rec: Recording) -> float:
+        """The last stamp an episode may hold, as far as known."""
+        return rec.end if rec.end is not None else rec.cut if rec.cut is not None else math.inf
 
     # -- closing ----------------------------------------------------------------------------
     def close_finished(self) -> None:
@@ -255,11 +270,7 @@ class EpisodeSplitter:
 
     def _awaited(self, rec: Recording) -> list[str]:
         """Topics the bag still lacks messages of (the action answering the last frame included)."""
-        waiting = list(rec.differences()[0])
-        if topics.TIP_VELOCITY in rec.bag.counts and topics.IMAGE in rec.last_stamp \
-                and rec.last_stamp.get(topics.TIP_VELOCITY, -math.inf) < rec.last_stamp[topics.IMAGE] - EPS:
-            waiting.append(topics.TIP_VELOCITY)
-        return waiting
+        return list(rec.differences()[0]) + rec.unanswered()
 
     def _given_up(self, rec: Recording, topic: str, now: float) -> bool:
         """Nothing more of `topic` will come for this episode: its stream is past the episode's end
@@ -294,13 +305,14 @@ class EpisodeSplitter:
         if problems:
             custom[RECORDING_PROBLEMS_KEY] = "; ".join(problems)
         self.recordings.remove(rec)
-        self._gone.append((rec.episode_id, rec.start, rec.end if rec.end is not None else
-                           (rec.cut if rec.cut is not None else math.inf)))
+        self._gone.append(rec)
         path = rec.bag.close(custom)
         if problems:
-            flagged = path.with_name(path.name + INCOMPLETE_SUFFIX)
-            if not flagged.exists():
-                path = path.rename(flagged)
+            flagged, n = path.with_name(path.name + INCOMPLETE_SUFFIX), 1
+            while flagged.exists():
+                n += 1
+                flagged = path.with_name(f"{path.name}_{n}{INCOMPLETE_SUFFIX}")
+            path = path.rename(flagged)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(rec.bag.counts.items()))
         if problems:
             self.log.error(f"wrote {path.name} ({rec.label()}) INCOMPLETE: {'; '.join(problems)}; {counts}")

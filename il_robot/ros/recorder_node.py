@@ -26,7 +26,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from il_robot import topics
-from il_robot.data.bag_format import DEMO_TOPICS, INCOMPLETE_SUFFIX, LATCHED_TOPICS, STORAGES
+from il_robot.data.bag_format import DEMO_TOPICS, LATCHED_TOPICS, STORAGES
 from il_robot.data.bag_writer import EpisodeBagWriter
 from il_robot.data.episode_splitter import EpisodeSplitter
 from il_robot.data.messages import header_stamp_ns
@@ -69,7 +69,7 @@ class RecorderNode(Node):
     def _open(self, name: str) -> EpisodeBagWriter:
         path = self.out_dir / name
         n = 1
-        while any(path.with_name(path.name + s).exists() for s in ("", ".partial", INCOMPLETE_SUFFIX)):
+        while path.exists() or path.with_name(path.name + ".partial").exists():
             n += 1
             path = self.out_dir / f"{name}_{n}"
         bag = EpisodeBagWriter(path, self.storage)
