@@ -66,6 +66,8 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
         if interrupts.count:
             return 0
         node = node_cls(**node_kwargs)
+        if interrupts.count or not rclpy.ok():
+            return 0   # Ctrl-C while the node was built: no executor on a context that is gone
         if os.environ.get("IL_ROBOT_EXECUTOR") == "events" and executor_cls is SingleThreadedExecutor:
             from rclpy.experimental import EventsExecutor
             executor = EventsExecutor()
@@ -79,7 +81,8 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
             thread = threading.Thread(target=_spin_quietly, args=(side,), daemon=True)
             thread.start()
             sides.append((side, thread))
-        _spin_quietly(executor)
+        if not interrupts.count:   # a SIGINT before rclpy's handler was in place is only noted
+            _spin_quietly(executor)
     except (*errors, *START_ERRORS) as err:
         if interrupts.count or not rclpy.ok():
             return 0   # interrupted while starting: the error is the interruption's
