@@ -387,6 +387,9 @@ def test_twenty_realtime_episodes_with_auto_reset_on_a_busy_machine(ros, tmp_pat
             seeds = [FIRST_SEED + k for k in range(RECORDED_EPISODES)]
             wait_until(lambda: all(closed_bag(s) for s in seeds) or procs.poll(), timeout=60,
                        what=f"{RECORDED_EPISODES} closed bags")
+            # Stop during the next episode, once the recorder has opened its bag.
+            wait_until(lambda: (out / f"demo_train-000_seed{FIRST_SEED + RECORDED_EPISODES}.partial").exists()
+                       or procs.poll(), timeout=60, what="the next episode's bag to open")
             assert not procs.poll(), procs.poll()
             results = {i: client._results[i] for i in ids}
     finally:
