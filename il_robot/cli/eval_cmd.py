@@ -8,7 +8,9 @@ import time
 
 import numpy as np
 
-from il_robot.sim.tasks import TASK_SET_SIZES
+from il_robot.sim.tasks import MAX_SEED, TASK_SET_SIZES
+
+EPISODE_SEED_STRIDE = 100_000   # episode i of seed S runs on seed S * stride + i
 
 
 def add_parser(sub) -> None:
@@ -40,7 +42,15 @@ def add_parser(sub) -> None:
 def episode_plan(task_set: str, episodes: int, seed: int) -> list[tuple[int, int]]:
     """(task_index, episode_seed) per episode: deterministic in the seed."""
     n = TASK_SET_SIZES[task_set]
-    return [(i % n, seed * 100_000 + i) for i in range(episodes)]
+    return [(i % n, seed * EPISODE_SEED_STRIDE + i) for i in range(episodes)]
+
+
+def check_seed(seed: int, episodes: int) -> None:
+    """Every episode seed must fit the simulator's seed (a non-negative int64): refused up front."""
+    highest = (MAX_SEED - (episodes - 1)) // EPISODE_SEED_STRIDE
+    if not 0 <= seed <= highest:
+        raise ValueError(f"--seed must be in 0..{highest} (episode i runs on seed * {EPISODE_SEED_STRIDE} + i, "
+                         f"a non-negative 64-bit integer); got {seed}")
 
 
 def run(args) -> int:
@@ -50,10 +60,11 @@ def run(args) -> int:
     from il_robot.graph import PUSHING
     from il_robot.launcher import GraphProcesses, node_commands, parse_launch_args
     from il_robot.ros.env import ensure_localhost_discovery
-    from il_robot.ros.episode_client import EpisodeClient, spin_in_background
+    from il_robot.ros.episode_client import EpisodeClient, spin_in_background, stop_background
 
     if args.episodes < 1:
         raise ValueError("--episodes must be at least 1")
+    check_seed(args.seed, args.episodes)
     ensure_localhost_discovery()
     plan = episode_plan(args.tasks, args.episodes, args.seed)
     shipped_demos = False
@@ -85,8 +96,9 @@ def run(args) -> int:
     results = []
     wall_start = time.monotonic()
     rclpy.init()
-    client = EpisodeClient(record_frames=bool(args.video))
-    executor, _ = spin_in_background(client)
+    procs = None
+    client = EpisodeClient(record_frames=bool(args.video), health_check=lambda: procs and procs.raise_if_exited())
+    executor, thread = spin_in_background(client)
     try:
         with GraphProcesses(node_commands(PUSHING, values), log_dir=log_dir) as procs:
             client.warm_up(args.tasks, plan[0][0], plan[0][1], args.episode_duration)
@@ -99,9 +111,7 @@ def run(args) -> int:
                 result = client.run_episode(args.tasks, task_index, seed)
                 if demos:
                     result["demos"] = demos
-                exited = procs.poll()
-                if exited:
-                    raise RuntimeError(f"node(s) exited during evaluation: {exited}; logs in {log_dir}")
+                procs.raise_if_exited()
                 result["wall_time"] = time.monotonic() - t0
                 frames = result.pop("frames")
                 if args.video:
@@ -113,10 +123,10 @@ def run(args) -> int:
                       f"{result['final_distance'] * 100:.1f} cm, {result['wall_time']:.1f} s wall; "
                       f"policy {loop['policy_rate_hz']:.1f} Hz, torque {loop['torque_rate_hz']:.0f} Hz, "
                       f"missed {loop['policy_missed']}/{loop['torque_missed']}", flush=True)
+    except (RuntimeError, TimeoutError) as err:
+        raise RuntimeError(f"{err}\n  (node logs in {log_dir})") from None
     finally:
-        executor.shutdown()
-        client.destroy_node()
-        rclpy.try_shutdown()
+        stop_background(executor, thread, client)
     summary = summarize(args, results, time.monotonic() - wall_start)
     print(f"{args.policy} on {args.tasks}: success {summary['success_rate'] * 100:.0f}% "
           f"({summary['successes']}/{summary['episodes']}), final distance median "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from il_robot.graph import GRAPHS
@@ -30,15 +31,16 @@ def run(args) -> int:
     graph = GRAPHS[args.graph]
     values = parse_launch_args(graph, args.arguments)
     commands = node_commands(graph, values)
-    print(f"launching {graph.name}: " + ", ".join(c.name for c in commands))
     start = time.monotonic()
     with GraphProcesses(commands, log_dir=args.log_dir) as procs:
+        print(f"launched {graph.name}: " + ", ".join(f"{n} (pid {p.pid})" for n, p in procs.procs.items()),
+              flush=True)
         try:
             while args.duration is None or time.monotonic() - start < args.duration:
-                exited = procs.poll()
-                if exited:
-                    print(f"node(s) exited: {exited}; stopping the graph")
-                    return 1 if any(exited.values()) else 0
+                reason = procs.watch()
+                if reason:
+                    print(f"{reason}: stopping the graph", file=sys.stderr, flush=True)
+                    return 1
                 time.sleep(0.2)
         except KeyboardInterrupt:
             pass
