@@ -9,6 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# How a launch argument says "the built-in default" (arm description, shipped model). `ros2 launch`
+# refuses an empty value (`name:=`) and passes `name:="''"` on as the two characters '', so each
+# spelling means the built-in one, and both launchers hand the nodes an empty string.
+BUILTIN = "builtin"
+BUILTIN_SPELLINGS = ("", BUILTIN, "''", '""')
+BUILTIN_PARAMS = ("robot_description", "model_dir")   # parameters that take a "built-in" spelling
+
+
+def builtin_or(value: str) -> str:
+    """'' for any spelling of "built-in", else the value itself."""
+    return "" if str(value).strip() in BUILTIN_SPELLINGS else value
+
 
 @dataclass(frozen=True)
 class Argument:
@@ -24,6 +36,12 @@ class NodeSpec:
     name: str                       # node name (matches the key in the parameter file)
     params: dict[str, str] = field(default_factory=dict)  # parameter -> launch argument
     condition: str | None = None    # launch argument that must be true to start the node
+    # parameter -> (launch argument, value): the boolean parameter is true when the argument has that
+    # value (the controller and policy take part in the simulator's lockstep handshake only then).
+    flags: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Its exit stops the graph (the simulator, the controller). Any other node's exit is logged as an
+    # error and the rest runs on: the controller holds the arm when the policy dies, as on a real arm.
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,12 +55,14 @@ class Graph:
         return {a.name: a.default for a in self.arguments}
 
 
+LOCKSTEP_FLAG = {"lockstep": ("mode", "lockstep")}
+
 PUSHING = Graph(
     name="pushing",
     params_file="pushing.yaml",
     arguments=(
         Argument("policy", "scripted", "Policy to run (scripted, hold, tecnet, planet, ...)"),
-        Argument("model_dir", "", "Model directory of a learned policy; empty = the shipped model"),
+        Argument("model_dir", BUILTIN, "Model directory of a learned policy; builtin = the shipped model"),
         Argument("demo", "['']", "Demo bag(s) for few-shot policies (a path or a YAML list)"),
         Argument("device", "cpu", "Inference device: cpu, cuda or tensorrt"),
         Argument("rate_hz", "20.0", "Policy control rate (Hz)"),
@@ -57,7 +77,8 @@ PUSHING = Graph(
         Argument("episode_duration", "10.0", "Episode length (s of sim time)"),
         Argument("camera_rate", "20.0", "Camera rate (Hz)"),
         Argument("render", "true", "Render camera images (headless, EGL)"),
-        Argument("robot_description", "", "MJCF/URDF path of the arm for dynamics; empty = built-in"),
+        Argument("robot_description", BUILTIN, "MJCF/URDF path of the arm for dynamics; builtin = the "
+                 "built-in arm"),
     ),
     nodes=(
         NodeSpec("sim_node", "il_robot.ros.sim_node", "sim",
@@ -65,13 +86,15 @@ PUSHING = Graph(
                          "task_index": "task_index", "seed": "seed", "auto_reset": "auto_reset",
                          "episode_duration": "episode_duration", "camera_rate": "camera_rate",
                          "render": "render"},
-                 condition="sim"),
+                 condition="sim", required=True),
         NodeSpec("inverse_dynamics_node", "il_robot.ros.inverse_dynamics_node", "inverse_dynamics",
-                 params={"use_sim_time": "use_sim_time", "robot_description": "robot_description"}),
+                 params={"use_sim_time": "use_sim_time", "robot_description": "robot_description"},
+                 flags=LOCKSTEP_FLAG, required=True),
         NodeSpec("policy_node", "il_robot.ros.policy_node", "policy",
                  params={"use_sim_time": "use_sim_time", "policy": "policy", "model_dir": "model_dir",
                          "demo": "demo", "device": "device", "rate_hz": "rate_hz",
-                         "robot_description": "robot_description"}),
+                         "robot_description": "robot_description"},
+                 flags=LOCKSTEP_FLAG),
     ),
 )
 
@@ -100,10 +123,11 @@ RECORD_DEMOS = Graph(
                  params={"mode": "mode", "sync_policy": "sync_policy", "task_set": "task_set",
                          "task_index": "task_index", "seed": "seed", "auto_reset": "auto_reset",
                          "episode_duration": "episode_duration"},
-                 condition="sim"),
+                 condition="sim", required=True),
         NodeSpec("inverse_dynamics_node", "il_robot.ros.inverse_dynamics_node", "inverse_dynamics",
-                 params={"use_sim_time": "use_sim_time"}),
-        NodeSpec("teleop_node", "il_robot.ros.teleop_node", "teleop", params={"use_sim_time": "use_sim_time"}),
+                 params={"use_sim_time": "use_sim_time"}, flags=LOCKSTEP_FLAG, required=True),
+        NodeSpec("teleop_node", "il_robot.ros.teleop_node", "teleop", params={"use_sim_time": "use_sim_time"},
+                 flags=LOCKSTEP_FLAG),
         NodeSpec("operator_node", "il_robot.ros.operator_node", "operator",
                  params={"use_sim_time": "use_sim_time", "skill": "skill", "seed": "operator_seed"},
                  condition="sim_operator"),

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import os
 
-from il_robot.graph import Graph
+from il_robot.exit_codes import EXIT_CANNOT_START
+from il_robot.graph import BUILTIN_PARAMS, Graph, NodeSpec, builtin_or
 
 
 def graph_launch_description(graph: Graph):
     from ament_index_python.packages import get_package_share_directory
     from launch import LaunchDescription
-    from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+    from launch.actions import DeclareLaunchArgument, RegisterEventHandler, SetEnvironmentVariable
+    from launch.event_handlers import OnProcessExit
     from launch.conditions import IfCondition
-    from launch.substitutions import LaunchConfiguration
+    from launch.substitutions import LaunchConfiguration, PythonExpression
+    from launch.substitution import Substitution
     from launch_ros.actions import Node
     from launch_ros.parameter_descriptions import ParameterValue
 
@@ -27,17 +30,58 @@ def graph_launch_description(graph: Graph):
     actions.append(SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
                                           os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")))
     actions.append(SetEnvironmentVariable("MUJOCO_GL", os.environ.get("MUJOCO_GL", "egl")))
+    class BuiltinOr(Substitution):
+        """A launch argument, with any spelling of "built-in" (builtin, '', "") made empty."""
+
+        def __init__(self, name: str):
+            super().__init__()
+            self.name = name
+
+        def describe(self) -> str:
+            return f"BuiltinOr({self.name})"
+
+        def perform(self, context) -> str:
+            return builtin_or(LaunchConfiguration(self.name).perform(context))
+
     string_params = {"robot_description", "model_dir", "out_dir"}   # may be empty: keep them strings
     for spec in graph.nodes:
-        overrides = {param: (ParameterValue(LaunchConfiguration(arg), value_type=str)
+        overrides = {param: (ParameterValue(BuiltinOr(arg) if param in BUILTIN_PARAMS else LaunchConfiguration(arg),
+                                            value_type=str)
                              if param in string_params else LaunchConfiguration(arg))
                      for param, arg in spec.params.items()}
-        actions.append(Node(
+        overrides.update({param: ParameterValue(PythonExpression(["'", LaunchConfiguration(arg), f"' == '{value}'"]),
+                                                value_type=bool)
+                          for param, (arg, value) in spec.flags.items()})
+        node = Node(
             package="il_robot",
             executable=spec.executable,
             name=spec.name,
             output="screen",
             parameters=[params_file, overrides],
             condition=IfCondition(LaunchConfiguration(spec.condition)) if spec.condition else None,
-        ))
+        )
+        actions += [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_on_exit(spec)))]
     return LaunchDescription(actions)
+
+
+def _on_exit(spec: NodeSpec):
+    """What a node's exit does to the launch (graph.NodeSpec.required, EXIT_CANNOT_START)."""
+    from launch.actions import EmitEvent, LogInfo
+    from launch.events import Shutdown
+
+    def on_exit(event, context):
+        if context.is_shutdown:
+            return None   # Ctrl-C or another node's stop: every node exits now
+        code = event.returncode
+        if code == EXIT_CANNOT_START or (spec.required and code != 0):
+            # Raised, so `ros2 launch` logs it as an error, stops every node and exits 1.
+            raise RuntimeError(f"{spec.name} {'cannot start' if code == EXIT_CANNOT_START else 'died'} "
+                               f"(exit code {code}; its log is above): stopping the launch")
+        if spec.required:
+            return [LogInfo(msg=f"{spec.name} exited: stopping the launch"),
+                    EmitEvent(event=Shutdown(reason=f"{spec.name} exited"))]
+        if code != 0:
+            return [LogInfo(msg=f"ERROR: {spec.name} died (exit code {code}); the rest of the graph runs on")]
+        return None
+
+    return on_exit

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from il_robot.graph import Graph
+from il_robot.exit_codes import EXIT_CANNOT_START
+from il_robot.graph import BUILTIN_PARAMS, Graph, builtin_or
 from il_robot.paths import config_file
 from il_robot.ros.env import ensure_localhost_discovery
 
@@ -41,6 +42,7 @@ def is_true(value: str) -> bool:
 class NodeCommand:
     name: str
     argv: list[str]
+    required: bool = False   # graph.NodeSpec.required: its exit stops the graph
 
 
 def node_commands(graph: Graph, values: dict[str, str], extra_params: dict | None = None) -> list[NodeCommand]:
@@ -51,14 +53,17 @@ def node_commands(graph: Graph, values: dict[str, str], extra_params: dict | Non
             continue
         argv = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}",
                 "--params-file", params_file]
-        overrides = {param: values[arg] for param, arg in spec.params.items()}
+        overrides = {param: builtin_or(values[arg]) if param in BUILTIN_PARAMS else values[arg]
+                     for param, arg in spec.params.items()}
+        overrides.update({param: "true" if values[arg] == value else "false"
+                          for param, (arg, value) in spec.flags.items()})
         overrides.update((extra_params or {}).get(spec.name, {}))
         for param, value in overrides.items():
             text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
             if text == "":
                 continue  # keep the parameter file's value
             argv += ["-p", f"{param}:={text}"]
-        commands.append(NodeCommand(spec.name, argv))
+        commands.append(NodeCommand(spec.name, argv, spec.required))
     return commands
 
 
@@ -71,6 +76,8 @@ class GraphProcesses:
         env.setdefault("MUJOCO_GL", "egl")
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.procs: dict[str, subprocess.Popen] = {}
+        self.required = {cmd.name for cmd in commands if cmd.required}
+        self._reported: set[str] = set()
         self._logs = []
         for cmd in commands:
             out = None
@@ -83,9 +90,45 @@ class GraphProcesses:
             self.procs[cmd.name] = subprocess.Popen(cmd.argv, env=env, stdout=out, stderr=subprocess.STDOUT
                                                     if out is not None else None)
 
+    def last_lines(self, name: str, count: int = 15) -> list[str]:
+        """The end of a node's log (with log_dir), to say why it died."""
+        log = next((f for f in self._logs if os.path.basename(f.name) == f"{name}.log"), None)
+        if log is None:
+            return []
+        log.flush()
+        with open(log.name, errors="replace") as f:
+            return [line.rstrip("\n") for line in f.readlines()[-count:]]
+
+    def raise_if_exited(self) -> None:
+        """RuntimeError naming each node that exited, with its exit code and last log lines."""
+        exited = self.poll()
+        if exited:
+            raise RuntimeError("; ".join(
+                f"node {name} exited (exit code {code})" + "".join(f"\n    {ln}" for ln in self.last_lines(name))
+                for name, code in exited.items()))
+
     def poll(self) -> dict[str, int]:
         """Nodes that have exited, with their exit codes."""
         return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+
+    def watch(self) -> str | None:
+        """Report nodes that exited since the last call; the reason to stop the graph, if any:
+        a required node exited (the simulator, the controller) or a node could not start. Any
+        other node's death is reported loudly and the graph runs on (the controller holds the
+        arm when the policy dies), as under ros2 launch."""
+        reason = None
+        for name, code in self.poll().items():
+            if name in self._reported:
+                continue
+            self._reported.add(name)
+            if code == EXIT_CANNOT_START:
+                reason = f"{name} cannot start (exit code {code}; its log says why)"
+            elif name in self.required:
+                reason = f"{name} exited (exit code {code})"
+            elif code != 0:
+                print(f"ERROR: {name} died (exit code {code}); the rest of the graph runs on", file=sys.stderr,
+                      flush=True)
+        return reason
 
     def stop(self, timeout: float = 5.0) -> None:
         for p in self.procs.values():

@@ -3,6 +3,7 @@
 import threading
 
 import numpy as np
+import pytest
 from rclpy.parameter import Parameter
 
 from conftest import wait_until
@@ -183,3 +184,127 @@ def test_swap_mid_episode_misses_no_tick(ros):
             s.stop()
         policy.close()
         policy.destroy_node()
+
+
+class _FrameDriver:
+    """A simulator stand-in for the policy node alone: /clock, joint states, object poses, images."""
+
+    def __init__(self, ros, **params):
+        import rclpy
+        from geometry_msgs.msg import PoseArray
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import Image, JointState
+        from trajectory_msgs.msg import JointTrajectory
+
+        from il_robot import topics
+        from il_robot.ros import conversions as conv
+
+        self.conv, self.Clock = conv, Clock
+        overrides = [Parameter("use_sim_time", value=True)] + [Parameter(k, value=v) for k, v in params.items()]
+        self.policy = PolicyNode(context=ros.context, parameter_overrides=overrides)
+        self.spinners = [_Spinner(ros.context, self.policy), _Spinner(ros.context, self.policy.control_node)]
+        self.node = ros.add(rclpy.create_node("sim_stand_in", context=ros.context))
+        self.cv = threading.Condition()
+        self.desired: list[float] = []
+        self.node.create_subscription(JointTrajectory, topics.DESIRED_MOTION, self._on_desired, 100)
+        self.clock = self.node.create_publisher(Clock, topics.CLOCK, 10)
+        self.js = self.node.create_publisher(JointState, topics.JOINT_STATES, 10)
+        self.poses = self.node.create_publisher(PoseArray, topics.OBJECT_POSES, 10)
+        self.images = self.node.create_publisher(Image, topics.IMAGE, 10)
+        wait_until(lambda: self.clock.get_subscription_count() >= 2 and self.js.get_subscription_count() >= 1
+                   and self.poses.get_subscription_count() >= 1 and self.images.get_subscription_count() >= 1
+                   and self.node.count_publishers(topics.DESIRED_MOTION) >= 1, what="discovery")
+        from il_robot.robot import panda_like
+        self.names, self.q = list(panda_like.JOINT_NAMES), np.array(panda_like.HOME_Q)
+
+    def _on_desired(self, msg):
+        with self.cv:
+            self.desired.append(self.conv.from_time(msg.header.stamp))
+            self.cv.notify_all()
+
+    def set_clock(self, t):
+        self.clock.publish(self.Clock(clock=self.conv.to_time(t)))
+        wait_until(lambda: abs(self.policy.control_node.get_clock().now().nanoseconds * 1e-9 - t) < 1e-6,
+                   what="the policy's clock")
+
+    def frame(self, t, stamp=None, image=False, answered=True):
+        """The clock at t, the joint state at t, then the object poses (and image) stamped `stamp`."""
+        from geometry_msgs.msg import PoseArray
+        conv = self.conv
+        stamp = conv.from_time(conv.to_time(t if stamp is None else stamp))   # as it comes back
+        self.set_clock(t)
+        self.js.publish(conv.joint_state(self.names, self.q, np.zeros(7), np.zeros(7), t))
+        poses = PoseArray()
+        poses.header.stamp = conv.to_time(stamp)
+        poses.poses = [conv.pose((0.45, 0.1, 0.03)), conv.pose((0.4, -0.15, 0.03)), conv.pose((0.55, 0.0, 0.0))]
+        with self.cv:
+            n = len(self.desired)
+        self.poses.publish(poses)
+        if image:
+            self.images.publish(conv.image(np.zeros((64, 64, 3), np.uint8), stamp))
+        if answered:
+            with self.cv:
+                assert self.cv.wait_for(lambda: stamp in self.desired[n:], 10.0), f"frame {stamp} not answered"
+
+    def stop(self):
+        for s in self.spinners:
+            s.stop()
+        self.policy.close()
+        self.policy.destroy_node()
+
+
+@pytest.fixture
+def frames(ros):
+    made = []
+
+    def make(**params):
+        made.append(_FrameDriver(ros, **params))
+        return made[-1]
+    yield make
+    for d in made:
+        d.stop()
+
+
+@pytest.mark.parametrize("ahead", [5.0, 1000.0])
+def test_a_future_stamped_frame_is_discarded_and_the_policy_keeps_acting(frames, ahead):
+    """One object pose at +1000 s used to stop the policy until sim time passed the stamp."""
+    d = frames()
+    t = 100.0
+    for _ in range(3):
+        d.frame(t)
+        t += 0.05
+    d.frame(t, stamp=t + ahead, answered=False)
+    wait_until(lambda: d.policy.frames_discarded == 1, what="the discard")
+    for _ in range(3):
+        t += 0.05
+        d.frame(t)     # answered: the policy acts on
+    assert max(d.desired) < t + 1.0
+
+
+def test_a_clock_that_goes_back_restarts_the_frame_sequence(frames):
+    """A restarted simulator starts its clock again: its frames are answered, not taken for old ones."""
+    d = frames()
+    for k in range(3):
+        d.frame(100.0 + 0.05 * k)
+    for k in range(3):
+        d.frame(1.0 + 0.05 * k)
+
+
+@pytest.mark.parametrize("policy", ["hold", "teleop"])
+def test_hold_and_teleop_answer_each_frame_once(frames, policy):
+    """Image and poses share a stamp: one desired motion per frame (it was two: 28-34 Hz for 20 Hz)."""
+    d = frames(policy=policy)
+    for k in range(5):
+        d.frame(100.0 + 0.05 * k, image=True)
+    last = 100.0 + 0.05 * 5
+    d.frame(last, image=True)   # the image after the poses is the last message: all answers are in
+    with d.cv:
+        assert d.desired == sorted(set(d.desired)), d.desired
+
+
+def test_lockstep_answers_a_re_sent_frame_again(frames):
+    d = frames(lockstep=True)
+    d.frame(100.0)
+    d.frame(100.0)   # the same frame again: answered again (only with lockstep)
+    with d.cv:
+        assert d.desired.count(100.0) == 2

@@ -1,8 +1,12 @@
 """Policy node: camera + joints (+ sim object poses) -> desired joint motion at control rate.
 
 Ticks on the sensor frame the policy consumes (image, or object poses for the
-scripted expert), at most `rate_hz`; every frame is answered (frames between
-ticks get the extrapolated reference) so a lockstep simulator never stalls.
+scripted expert), at most `rate_hz`; every frame is answered once (frames
+between ticks get the extrapolated reference). A frame is judged on this
+node's clock: one stamped further than `stamp_tolerance` from it (another
+clock, a glitch) is discarded with a log, and the policy keeps acting on the
+next. Only with `lockstep` (set by the lockstep launch) is a re-sent frame
+answered again, as the lockstep simulator's handshake needs.
 The policy is swapped through parameters: the new one is built and checked in
 the parameter callback, off the control path, then swapped between two ticks;
 a failed build is refused with its reason and the old policy keeps running.
@@ -31,7 +35,8 @@ from il_robot.robot.joint_order import JointInputError, JointOrder
 from il_robot.robot.model import RobotModel, RobotModelError
 from il_robot.robot.resolved_rate import ResolvedRateController
 from il_robot.ros import conversions as conv
-from il_robot.ros.latched import LATCHED
+from il_robot.graph import builtin_or
+from il_robot.ros.latched import LATCHED, LATCHED_LATEST
 from il_robot.ros.latest_message import LatestMessage
 from il_robot.ros.params import declare
 from il_robot.ros.runner import run_node
@@ -45,12 +50,13 @@ class PolicyNode(Node):
     def __init__(self, node_name: str = "policy", default_policy: str = "scripted", **kwargs):
         super().__init__(node_name, **kwargs)
         self.policy_name = declare(self, "policy", default_policy, "Policy to run: " + ", ".join(available()))
-        self.model_dir = declare(self, "model_dir", "", "Model directory (ONNX + metadata); '' = shipped default")
+        self.model_dir = builtin_or(declare(self, "model_dir", "", "Model directory (ONNX + metadata); '' or "
+                                            "builtin = the shipped model"))
         self.demos = declare(self, "demo", [""], "Demo bag(s) conditioning a few-shot policy")
         self.device = declare(self, "device", "cpu", "Inference device", choices=DEVICES)
         self.rate_hz = declare(self, "rate_hz", 20.0, "Control rate (Hz)", float_range=(1.0, 100.0))
-        description = declare(self, "robot_description", "",
-                              "MJCF/URDF path or XML for kinematics; '' = built-in arm", read_only=True)
+        description = builtin_or(declare(self, "robot_description", "", "MJCF/URDF path or XML for "
+                                         "kinematics; '' or builtin = the built-in arm", read_only=True))
         max_speed = declare(self, "max_tip_speed", 0.3, "Tool tip speed limit (m/s)", float_range=(0.01, 1.0))
         desired_topic = declare(self, "desired_topic", topics.DESIRED_MOTION, "Desired motion output",
                                 read_only=True)
@@ -59,12 +65,21 @@ class PolicyNode(Node):
         self.command_timeout = declare(self, "command_timeout", 0.5,
                                        "Teleop: a command older than this (s) counts as released -> stop",
                                        float_range=(0.01, 5.0))
+        self.stamp_tolerance = declare(self, "stamp_tolerance", 0.5,
+                                       "Camera frames and object poses stamped further than this (s) from "
+                                       "this node's clock are discarded", float_range=(0.01, 60.0))
+        self.lockstep = declare(self, "lockstep", False,
+                                "Simulator only (the lockstep launch sets it), never on a real arm: answer "
+                                "a re-sent frame again", read_only=True)
 
         self.robot = RobotModel.load(description, list(panda_like.JOINT_NAMES))
         self.order = JointOrder(self.robot.joint_names)
         self.rr = ResolvedRateController(self.robot, max_speed=max_speed)
         self.policy = self._build(self.policy_name, self._config())
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # `device` is what was asked for; this says what runs (cuda asked on a CPU-only install: CPU).
+        self.pub_provider = self.create_publisher(String, topics.POLICY_PROVIDER, LATCHED_LATEST)
+        self._report_provider()
 
         self._lock = threading.Lock()   # policy object, swap, episode context
         self._image: np.ndarray | None = None
@@ -73,15 +88,19 @@ class PolicyNode(Node):
         self._last_answer = -np.inf
         self.ticks = 0
         self.swaps = 0
+        self.frames_discarded = 0
         self._episode: dict = {}
         self._last_desired: JointTrajectory | None = None
         self._command: tuple[float, np.ndarray] | None = None   # (stamp, tip velocity) from the operator
 
         # Frames are handled on a node of their own, spun in its own thread: a policy
         # being built in this node's parameter callback never delays a tick.
-        self.control_node = rclpy.create_node(f"{self.get_name()}_control", namespace=self.get_namespace(),
-                                              context=self.context, use_global_arguments=False,
-                                              start_parameter_services=False)
+        # Its own clock follows /clock in its own thread too, to judge the frames it handles.
+        self.control_node = rclpy.create_node(
+            f"{self.get_name()}_control", namespace=self.get_namespace(), context=self.context,
+            use_global_arguments=False, start_parameter_services=False,
+            parameter_overrides=[rclpy.parameter.Parameter("use_sim_time",
+                                                           value=self.get_parameter("use_sim_time").value)])
         control = self.control_node
         # The episode first: when its description and the first frame are both waiting, the
         # executor runs callbacks in creation order, and the frame must see the new episode.
@@ -116,11 +135,13 @@ class PolicyNode(Node):
             self.rate_hz = changes["rate_hz"]
         if "command_timeout" in changes:
             self.command_timeout = changes["command_timeout"]
+        if "stamp_tolerance" in changes:
+            self.stamp_tolerance = changes["stamp_tolerance"]
         if not any(k in changes for k in POLICY_PARAMS):
             return SetParametersResult(successful=True)
         name = changes.get("policy", self.policy_name)
         config = self._config(
-            model_dir=changes.get("model_dir", self.model_dir),
+            model_dir=builtin_or(changes.get("model_dir", self.model_dir)),
             demos=[d for d in changes.get("demo", self.demos) if d],
             device=changes.get("device", self.device))
         try:
@@ -135,7 +156,16 @@ class PolicyNode(Node):
             self.demos = changes.get("demo", self.demos)
             self.swaps += 1
         self.get_logger().info(f"swapped to policy '{name}'")
+        self._report_provider()
         return SetParametersResult(successful=True)
+
+    def _report_provider(self) -> None:
+        """Publish (latched) the onnxruntime provider the policy's model runs on; 'none' without a model."""
+        provider = getattr(getattr(self.policy, "model", None), "provider", None) or "none"
+        self.pub_provider.publish(String(data=provider))
+        if provider == "CPUExecutionProvider" and self.device != "cpu":
+            self.get_logger().warning(f"device '{self.device}' asked for, but it is not available here: "
+                                      f"the model runs on {provider}")
 
     # -- inputs ---------------------------------------------------------------------------
     def _on_episode(self, msg: String) -> None:
@@ -152,13 +182,16 @@ class PolicyNode(Node):
         self._last_tick = -np.inf
 
     def _on_image(self, msg: Image) -> None:
+        t = conv.from_time(msg.header.stamp)
+        if not self._plausible(t, "camera frame"):
+            return
         try:
             self._image = conv.image_to_rgb(msg)
         except ValueError as err:
             self.get_logger().error(f"ignored camera image: {err}", throttle_duration_sec=2.0)
             return
         if self.policy.needs_image or not self.policy.needs_privileged:
-            self._frame(conv.from_time(msg.header.stamp))  # teleop and hold tick on the camera too
+            self._frame(t)  # teleop and hold tick on the camera too (once per stamp)
 
     def _on_command(self, msg: TwistStamped) -> None:
         v = np.array([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z])
@@ -174,20 +207,44 @@ class PolicyNode(Node):
         return v if t - stamp <= self.command_timeout else None
 
     def _on_objects(self, msg: PoseArray) -> None:
+        t = conv.from_time(msg.header.stamp)
+        if not self._plausible(t, "object pose"):
+            return
         if len(msg.poses) >= 3:
             xyz = [np.array([p.position.x, p.position.y, p.position.z]) for p in msg.poses[:3]]
             self._objects = dict(zip(("target", "distractor", "goal"), xyz))
         if not self.policy.needs_image:
-            self._frame(conv.from_time(msg.header.stamp))
+            self._frame(t)
+
+    def _plausible(self, t: float, what: str) -> bool:
+        """A sensor stamp near this node's clock; a clock gone back (a restarted simulator) restarts
+        the frame sequence, which would otherwise wait for the old stamps to come round again."""
+        now = self.control_node.get_clock().now().nanoseconds * 1e-9
+        if now == 0.0:
+            return False   # on sim time before the first /clock: nothing to judge a stamp by
+        if now < self._last_answer - self.stamp_tolerance:
+            self.get_logger().warning(f"clock went back by {self._last_answer - now:.3f} s: restarting the "
+                                      "frame sequence")
+            self._last_answer = self._last_tick = -np.inf
+            with self._lock:
+                self.rr.reset()
+        off = t - now
+        if abs(off) <= self.stamp_tolerance:
+            return True
+        self.frames_discarded += 1
+        self.get_logger().warning(
+            f"discarded a {what} stamped {off:+.3f} s from this node's clock (tolerance "
+            f"{self.stamp_tolerance:g} s): another clock, or a glitch", throttle_duration_sec=2.0)
+        return False
 
     # -- control ----------------------------------------------------------------------------
     def _frame(self, t: float) -> None:
         if t < self._last_answer:
             return  # an old frame
         if t == self._last_answer:
-            # Image and poses share a stamp, and a lockstep simulator re-sends an unanswered
-            # frame: answer again with the same message.
-            if self._last_desired is not None:
+            # Answered already (image and poses share a stamp). A lockstep simulator re-sends a frame
+            # whose answer it missed: answer again with the same message.
+            if self.lockstep and self._last_desired is not None:
                 self.pub_desired.publish(self._last_desired)
             return
         js = self.joint_states.take_stamped(t, JOINT_STATE_WAIT)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -34,16 +35,17 @@ from trajectory_msgs.msg import JointTrajectory
 from il_robot import topics
 from il_robot.ros import conversions as conv
 from il_robot.ros.camera_worker import CameraWorker
-from il_robot.ros.latched import LATCHED
+from il_robot.ros.latched import LATCHED_LATEST
 from il_robot.ros.params import check_choices, declare
 from il_robot.ros.runner import run_node
-from il_robot.sim.tasks import GOAL_XY, TASK_SET_SIZES, make_task
+from il_robot.sim.tasks import GOAL_XY, MAX_SEED, TASK_SET_SIZES, make_task
 from il_robot.sim.world import PushingWorld
 
 MODES = ("realtime", "lockstep")
 RETRANSMIT = 0.25    # s (wall): lockstep re-sends an unanswered state after this
 LOCKSTEP_EPOCH = 2**20  # s (sim, ~12 days): lockstep episodes start on whole seconds from here
 BRAKE_DAMPING = 5.0  # N m s/rad, while no controller drives the arm
+CAMERA_DRAIN_TIMEOUT = 0.5  # s (wall): realtime, the result waits this long for the episode's last frame
 
 
 @dataclass
@@ -68,8 +70,8 @@ class LoopStats:
         return {"steps": self.steps, "torque_missed": self.torque_missed, "torque_late": self.torque_late,
                 "frames": self.frames, "policy_missed": self.policy_missed}
 
-    def count(self, topic: str) -> None:
-        self.published[topic] = self.published.get(topic, 0) + 1
+    def count(self, topic: str, n: int = 1) -> None:
+        self.published[topic] = self.published.get(topic, 0) + n
 
 
 class SimNode(Node):
@@ -77,9 +79,11 @@ class SimNode(Node):
         super().__init__("sim", **kwargs)
         self.task_set = declare(self, "task_set", "heldout", "Task set of the next reset",
                                 choices=tuple(TASK_SET_SIZES))
-        self.task_index = declare(self, "task_index", 0, "Task of the next reset", int_range=(0, 199))
+        self.task_index = declare(self, "task_index", 0, "Task of the next reset (within its task set's size: "
+                                  + ", ".join(f"{k} {v}" for k, v in TASK_SET_SIZES.items()) + ")",
+                                  int_range=(0, max(TASK_SET_SIZES.values()) - 1))
         self.seed = declare(self, "seed", 0, "Episode seed of the next reset (positions, start pose)",
-                            int_range=(0, 2**31 - 1))
+                            int_range=(0, MAX_SEED))
         self.mode = declare(self, "mode", "realtime", "realtime (wall clock) or lockstep (deterministic)",
                             choices=MODES, read_only=True)
         self.camera_rate = declare(self, "camera_rate", 20.0, "Camera and object-pose rate (Hz)",
@@ -101,9 +105,13 @@ class SimNode(Node):
         self.command_timeout = declare(self, "command_timeout", 0.1,
                                        "Realtime: torque older than this (s) -> brake (gravity comp + damping)",
                                        float_range=(0.002, 5.0))
-        desired_topic = declare(self, "desired_topic", topics.CONTROLLER_REFERENCE,
-                                "Desired motion as the controller took it (JointTrajectory), watched by "
-                                "sync_policy and the policy-missed count", read_only=True)
+        desired_topic = declare(self, "desired_topic", "",
+                                "Desired motion watched by sync_policy and the policy-missed count "
+                                "(JointTrajectory); '' = the controller's echo of what it took in lockstep "
+                                f"({topics.CONTROLLER_REFERENCE}), the policy's output in realtime "
+                                f"({topics.DESIRED_MOTION})", read_only=True)
+        desired_topic = desired_topic or (topics.CONTROLLER_REFERENCE if self.mode == "lockstep"
+                                          else topics.DESIRED_MOTION)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.world = PushingWorld(make_task(self.task_set, self.task_index), image_size=(height, width))
@@ -136,8 +144,8 @@ class SimNode(Node):
         self.pub_image = self.create_publisher(Image, topics.IMAGE, 20)
         self.pub_info = self.create_publisher(CameraInfo, topics.CAMERA_INFO, 10)
         self.pub_objects = self.create_publisher(PoseArray, topics.OBJECT_POSES, 10)
-        self.pub_episode = self.create_publisher(String, topics.EPISODE, LATCHED)
-        self.pub_result = self.create_publisher(String, topics.EPISODE_RESULT, LATCHED)
+        self.pub_episode = self.create_publisher(String, topics.EPISODE, LATCHED_LATEST)
+        self.pub_result = self.create_publisher(String, topics.EPISODE_RESULT, LATCHED_LATEST)
         self.create_subscription(Float64MultiArray, topics.EFFORT_COMMANDS, self._on_command, 10)
         # Watched in both modes: sync_policy waits on it, and the loop figures count answers.
         self.create_subscription(JointTrajectory, desired_topic, self._on_desired, 10)
@@ -160,6 +168,12 @@ class SimNode(Node):
         result = check_choices(params, {"task_set": tuple(TASK_SET_SIZES)})
         if not result.successful:
             return result
+        changes = {p.name: p.value for p in params}
+        task_set = changes.get("task_set", self.task_set)
+        task_index = changes.get("task_index", self.task_index)
+        if not 0 <= task_index < TASK_SET_SIZES[task_set]:
+            return SetParametersResult(successful=False, reason=(
+                f"task_index {task_index} is outside task set '{task_set}' (0..{TASK_SET_SIZES[task_set] - 1})"))
         for p in params:
             if p.name in ("task_set", "task_index", "seed", "episode_duration", "auto_reset",
                           "response_timeout", "command_timeout"):
@@ -278,7 +292,7 @@ class SimNode(Node):
             poses.poses = [conv.pose(tgt[:3], tgt[3:]), conv.pose(dis[:3], dis[3:]),
                            conv.pose((*GOAL_XY, 0.0))]
             if self.camera is not None:
-                self.camera.submit(t, *w.snapshot())
+                self._submit_frame(t)
             elif self.render_enabled:  # lockstep: the frame goes out before the step waits on it
                 sent.append((self.pub_image, conv.image(w.render(), t)))
                 sent.append((self.pub_info, self._camera_info(t)))
@@ -298,14 +312,26 @@ class SimNode(Node):
         w = self.world
         return conv.camera_info(w.image_width, w.image_height, *w.camera_intrinsics(), t)
 
+    def _submit_frame(self, t: float) -> None:
+        """Realtime: hand the frame to the camera thread. Image and camera_info are counted for the
+        episode here, by stamp, like every other topic (the end frame included); a frame the camera
+        drops is taken off again, and the episode's result waits until its last frame is out."""
+        dropped = self.camera.submit(t, *self.world.snapshot())
+        if self.episode_done:
+            return
+        n = 1 if dropped is None or dropped < self.world.episode_start - 1e-9 else 0
+        for topic in (self.pub_image.topic_name, self.pub_info.topic_name):
+            self.loop.count(topic, n)
+
     def _publish_image(self, rgb: np.ndarray, t: float) -> None:
-        """Camera thread (realtime mode)."""
-        self.pub_image.publish(conv.image(rgb, t))
-        self.pub_info.publish(self._camera_info(t))
-        with self._lock:   # a frame drawn for the previous episode may come out after a reset
-            if not self.episode_done and t >= self.world.episode_start - 1e-9:
-                self.loop.count(self.pub_image.topic_name)
-                self.loop.count(self.pub_info.topic_name)
+        """Camera thread (realtime mode): image, then its camera_info; counted at _submit_frame."""
+        try:
+            self.pub_image.publish(conv.image(rgb, t))
+            self.pub_info.publish(self._camera_info(t))
+        except Exception:  # noqa: BLE001
+            if self.context.ok() and not self._stop:
+                raise
+            return   # Ctrl-C shut the context down under this thread: the frame is moot
 
     def _count_policy_answer(self) -> None:
         """Was the previous frame answered (desired motion stamped at or after it) before this one?"""
@@ -316,6 +342,9 @@ class SimNode(Node):
             self.loop.policy_missed += not answered
 
     def _finish_episode(self) -> None:
+        if self.camera is not None and not self.camera.wait_idle(CAMERA_DRAIN_TIMEOUT):
+            self.get_logger().warning(f"episode {self.episode_id}: its last camera frame was not out after "
+                                      f"{CAMERA_DRAIN_TIMEOUT} s; the result may count it as published")
         out = self.world.outcome()
         self.episode_done = True
         self._count_policy_answer()
