@@ -68,6 +68,7 @@ def cli():
     yield launch
     for running in started:
         running.kill()
+    ros2("daemon", "stop")   # `ros2 param` / `ros2 topic` started it: no process outlives the test
 
 
 def test_ros2_launch_flows_swaps_policy_serves_latest_result_and_stops_on_ctrl_c(ros, cli):

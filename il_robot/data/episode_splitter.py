@@ -125,6 +125,9 @@ class EpisodeSplitter:
         self.closed: list[ClosedBag] = []
         self._gone: deque = deque(maxlen=32)    # closed recordings, to tell late messages from re-sends
         self._late_logged: set = set()
+        # Results of episodes not announced yet: the result and the next announcement are on two
+        # topics, and a busy recorder may take the result first. Kept (the last few) until announced.
+        self._early_results: dict = {}
         self.dropped = 0                        # messages that belong to no episode (between episodes)
 
     # -- input ------------------------------------------------------------------------------
@@ -156,6 +159,13 @@ class EpisodeSplitter:
         self.recordings.append(rec)
         self._latest = rec
         self._place()
+        early = self._early_results.pop(episode_id, None)
+        if early is not None:
+            self.result(*early)
+        for stale in [i for i in self._early_results if isinstance(episode_id, int) and i < episode_id]:
+            info_stale = self._early_results.pop(stale)[0]
+            self.log.warning(f"result of episode {stale} matches no bag (the episode began before the "
+                             f"recorder did): not stored: {json.dumps(info_stale)[:300]}")
         return rec
 
     def result(self, info: dict, msgtype: str, t_ns: int, data: bytes) -> Recording | None:
@@ -164,6 +174,12 @@ class EpisodeSplitter:
         rec = next((r for r in reversed(self.recordings) if episode_id is not None and r.episode_id == episode_id),
                    None)
         if rec is None:
+            latest = self._latest.episode_id if self._latest is not None else None
+            if isinstance(episode_id, int) and (not isinstance(latest, int) or episode_id > latest):
+                self._early_results[episode_id] = (info, msgtype, t_ns, data)   # its announcement comes next
+                while len(self._early_results) > 8:
+                    self._early_results.pop(min(self._early_results))
+                return None
             if not any(g.episode_id == episode_id for g in self._gone):
                 self.log.warning(f"result of episode {episode_id} matches no open bag (the episode began "
                                  f"before the recorder did): not stored: {json.dumps(info)[:300]}")

@@ -301,8 +301,16 @@ class PolicyNode(Node):
         return [self.control_node]
 
     def close(self) -> None:
+        """Destroy the helper nodes (once): left alive, they would outlive this node in its context."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         self.joint_states.destroy()
         self.control_node.destroy_node()
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
 
 
 def main(args=None) -> int:
