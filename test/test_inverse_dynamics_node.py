@@ -230,18 +230,24 @@ def test_a_clock_that_goes_back_drops_the_reference(harness):
 
 
 def test_a_clock_jump_forward_is_not_elapsed_time(harness):
-    """A simulator reset moves /clock on by a second, and the clock may be handled before the joint state
-    stamped at the new time: no stop then, but a stop once the states really stop."""
+    """A simulator reset moves /clock on (a lockstep reset by up to a second; 50 s here, so that no pause
+    of a busy test machine between two readings can pass for it), and the clock may be handled before
+    the joint state stamped at the new time: no stop then, but a stop once the states really stop."""
     h = harness(sim_time=True, joint_state_timeout=0.05, lockstep=True)
+
+    def advance(dt):   # the clock moves on by dt, and the node reads it (a watchdog tick) before the next step
+        h.set_clock(h.sim_t + dt)
+        h.ticks_pass(1)
+
     for _ in range(3):
         h.send_state(NAMES, HOME, np.zeros(7))
-        h.set_clock(h.sim_t + 0.01)
-    h.set_clock(h.sim_t + 0.96)   # the reset
+        advance(0.01)
+    advance(50.0)      # the reset
     h.ticks_pass(3)
     assert h.node.mode is not Mode.STALE
     h.send_state(NAMES, HOME, np.zeros(7))
-    for _ in range(8):            # no more states: stale within the timeout of sim time
-        h.set_clock(h.sim_t + 0.01)
+    for _ in range(8):  # no more states: stale within the timeout of sim time
+        advance(0.01)
     h.await_stale()
 
 

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -100,8 +101,12 @@ def test_a_killed_controller_leaves_the_arm_braked_by_the_driver(ros):
     sim = ros.add(SimNode(context=ros.context, parameter_overrides=[
         Parameter("mode", value="realtime"), Parameter("render", value=False),
         Parameter("episode_duration", value=60.0), Parameter("command_timeout", value=0.1)]))
-    controller = ros.add(InverseDynamicsNode(context=ros.context, parameter_overrides=[
-        Parameter("use_sim_time", value=True)]))
+    # The controller spins on an executor of its own, so that killing it leaves the rest spinning.
+    controller = InverseDynamicsNode(context=ros.context, parameter_overrides=[Parameter("use_sim_time", value=True)])
+    own = SingleThreadedExecutor(context=ros.context)
+    own.add_node(controller)
+    spinning = threading.Thread(target=own.spin, daemon=True)
+    spinning.start()
     peer = ros.add(rclpy.create_node("watcher", context=ros.context))
     cv = threading.Condition()
     states: list[tuple[float, np.ndarray, np.ndarray]] = []
@@ -114,7 +119,8 @@ def test_a_killed_controller_leaves_the_arm_braked_by_the_driver(ros):
     peer.create_subscription(JointState, topics.JOINT_STATES, on_state, 1000)
     try:
         wait_until(lambda: controller.commands_sent > 50, timeout=60, what="the controller holding the arm")
-        ros.executor.remove_node(controller)
+        own.shutdown()          # the controller dies: no more torque commands
+        spinning.join(timeout=10)
         controller.destroy_node()
         with cv:
             t_kill, q_kill, _ = states[-1]
