@@ -40,8 +40,14 @@ def cli_env() -> dict:
 
 
 def ros2(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("ros2", path=cli_env()["PATH"]), *args], capture_output=True, text=True,
-                          timeout=timeout, env=cli_env())
+    """`ros2 ...`; asked again while it says 'Node not found': the ros2 daemon it starts may not have
+    discovered the graph yet (polling for discovery, with a deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run([shutil.which("ros2", path=cli_env()["PATH"]), *args], capture_output=True,
+                              text=True, timeout=timeout, env=cli_env())
+        if "Node not found" not in done.stderr or time.monotonic() > deadline:
+            return done
 
 
 class Launch:
