@@ -55,7 +55,7 @@ class InverseDynamicsNode(Node):
         js_timeout = declare(self, "joint_state_timeout", 0.05,
                              "Joint states older than this (s, this node's clock) -> stop commanding",
                              float_range=(0.002, 5.0))
-        self.wall_timeout = declare(self, "joint_state_wall_timeout", 1.0,
+        self.joint_state_wall_timeout = declare(self, "joint_state_wall_timeout", 1.0,
                                     "Joint states or a sim /clock still for this long (s, steady clock) -> "
                                     "stop commanding (the guard when the sim clock itself stops; a realtime "
                                     "sim on a busy 2-core machine stalls for up to ~0.6 s)",
@@ -141,7 +141,7 @@ class InverseDynamicsNode(Node):
                 elif p.name in ("joint_state_timeout", "desired_timeout", "max_extrapolation"):
                     setattr(self.controller, p.name, p.value)
                 elif p.name in ("joint_state_wall_timeout", "stamp_tolerance"):
-                    setattr(self, "wall_timeout" if p.name == "joint_state_wall_timeout" else p.name, p.value)
+                    setattr(self, p.name, p.value)
             self.controller.set_gains(kp, kd)
         except ValueError as err:
             return SetParametersResult(successful=False, reason=str(err))
@@ -236,15 +236,14 @@ class InverseDynamicsNode(Node):
     def _stale(self, elapsed: float, steady: float) -> str | None:
         """Why there is no fresh state to act on, or None."""
         ctl = self.controller
-        if ctl.q is None:
-            return "no /joint_states yet"
-        if elapsed - ctl.state_time > ctl.joint_state_timeout:
-            return f"no fresh /joint_states for {elapsed - ctl.state_time:.3f} s"
+        if ctl.mode(elapsed) is Mode.STALE:   # the controller's own rule: none yet, or older than its timeout
+            return "no /joint_states yet" if ctl.q is None else \
+                f"no fresh /joint_states for {elapsed - ctl.state_time:.3f} s"
         if self.lockstep:
             return None   # a lockstep simulator may pause for as long as it likes
-        if steady - self._state_steady > self.wall_timeout:
+        if steady - self._state_steady > self.joint_state_wall_timeout:
             return f"no /joint_states for {steady - self._state_steady:.3f} s of steady time"
-        if self.sim_time and steady - self._clock_moved > self.wall_timeout:
+        if self.sim_time and steady - self._clock_moved > self.joint_state_wall_timeout:
             return f"/clock has not moved for {steady - self._clock_moved:.3f} s (simulator stopped?)"
         return None
 
