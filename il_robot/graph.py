@@ -76,6 +76,8 @@ PUSHING = Graph(
         Argument("auto_reset", "true", "Start the next episode when one ends"),
         Argument("episode_duration", "10.0", "Episode length (s of sim time)"),
         Argument("camera_rate", "20.0", "Camera rate (Hz)"),
+        Argument("camera_delay", "0.0", "Camera latency (s of sim time, 0..0.5; realtime mode only): frames "
+                 "and object poses go out this long after their capture stamp"),
         Argument("render", "true", "Render camera images (headless, EGL)"),
         Argument("robot_description", BUILTIN, "MJCF/URDF path of the arm for dynamics; builtin = the "
                  "built-in arm"),
@@ -85,7 +87,7 @@ PUSHING = Graph(
                  params={"mode": "mode", "sync_policy": "sync_policy", "task_set": "task_set",
                          "task_index": "task_index", "seed": "seed", "auto_reset": "auto_reset",
                          "episode_duration": "episode_duration", "camera_rate": "camera_rate",
-                         "render": "render"},
+                         "camera_delay": "camera_delay", "render": "render"},
                  condition="sim", required=True),
         NodeSpec("inverse_dynamics_node", "il_robot.ros.inverse_dynamics_node", "inverse_dynamics",
                  params={"use_sim_time": "use_sim_time", "robot_description": "robot_description"},

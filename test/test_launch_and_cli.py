@@ -120,6 +120,16 @@ def test_eval_refuses_a_seed_beyond_the_range_up_front():
     assert "Traceback" not in out.stderr
 
 
+def test_eval_refuses_a_camera_delay_in_lockstep_up_front(tmp_path):
+    """The lockstep simulator publishes each frame as it captures it: a delay there is refused before
+    any node starts, with what to give instead."""
+    out = _il_robot("eval", "--mode", "lockstep", "--camera-delay", "0.1", "--episodes", "1",
+                    "--log-dir", str(tmp_path / "logs"), timeout=120)
+    assert out.returncode == 2 and "--camera-delay needs --mode realtime" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())
+
+
 def test_eval_reports_a_node_that_dies_at_start_with_its_log_and_exits_clean(tmp_path):
     out = _il_robot("eval", "--policy", "tecnet", "--model-dir", str(tmp_path / "no_model"), "--episodes", "1",
                     "--log-dir", str(tmp_path / "logs"), timeout=120)

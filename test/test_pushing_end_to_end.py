@@ -60,6 +60,19 @@ def test_lockstep_eval_replays_exactly(twenty_episodes, tmp_path):
         assert abs(first["final_distance"] - second["final_distance"]) < 1e-6, (first, second)
 
 
+@pytest.mark.slow
+def test_realtime_eval_with_a_delayed_camera_finishes_and_says_how_it_ran(tmp_path):
+    """Realtime success depends on the machine's load, so only the run is checked: it finishes, its
+    figures say how they were taken, and the loop figures count sim time (500 Hz physics, 20 frames
+    judged per second, the delay notwithstanding)."""
+    figures = eval_scripted(tmp_path, 1, "--episode-duration", "1.0", "--mode", "realtime",
+                            "--camera-delay", "0.05")
+    assert figures["mode"] == "realtime" and figures["camera_delay"] == 0.05
+    (episode,) = figures["per_episode"]
+    assert abs(episode["duration"] - 1.0) < 1e-9
+    assert episode["loop"]["physics_steps"] in (499, 500) and episode["loop"]["frames"] == 20
+
+
 def test_launch_pushing_runs_episodes(ros, tmp_path):
     """`il-robot launch pushing` starts the graph; the first episode pushes the target toward the goal."""
     from rclpy.qos import DurabilityPolicy, QoSProfile

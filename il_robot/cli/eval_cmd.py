@@ -11,14 +11,19 @@ import numpy as np
 from il_robot.sim.tasks import MAX_SEED, TASK_SET_SIZES
 
 EPISODE_SEED_STRIDE = 100_000   # episode i of seed S runs on seed S * stride + i
+MODES = ("lockstep", "realtime")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "eval", help="evaluate a policy on pushing tasks through the ROS graph",
-        description="Launches the pushing graph with a lockstep simulator (results do not depend on "
-                    "machine speed), runs N episodes and reports success rate (target within 5 cm "
-                    "of the goal centre at the end), final distance and episode time.")
+        description="Launches the pushing graph, runs N episodes and reports success rate (target within "
+                    "5 cm of the goal centre at the end), final distance, episode time and the loop "
+                    "figures. --mode lockstep (default): the simulator waits for every answer, results "
+                    "do not depend on machine speed and a run replays. --mode realtime: the simulator "
+                    "runs on the wall clock like an arm (the default of `il-robot launch pushing`), "
+                    "optionally with the camera delayed (--camera-delay): what a policy achieves when "
+                    "nothing waits for it.")
     p.add_argument("--policy", default="scripted", help="registered policy name (default: scripted)")
     p.add_argument("--model-dir", default="", help="model directory of a learned policy")
     p.add_argument("--demo", action="append", default=[], help="demo bag for few-shot policies (repeatable)")
@@ -33,6 +38,12 @@ def add_parser(sub) -> None:
     p.add_argument("--episodes", type=int, default=20, help="number of episodes (task i mod set size)")
     p.add_argument("--seed", type=int, default=0, help="same seed -> same tasks and initial states")
     p.add_argument("--episode-duration", type=float, default=10.0, help="seconds of sim time per episode")
+    p.add_argument("--mode", choices=MODES, default="lockstep",
+                   help="simulator mode: lockstep (deterministic, default) or realtime (wall clock)")
+    p.add_argument("--camera-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="realtime only: camera latency in s of sim time (the simulator's camera_delay, "
+                        "default 0): frames and object poses keep their capture stamp and go out this "
+                        "much later")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON (fields: README)")
     p.add_argument("--video", metavar="DIR", help="write one MP4 rollout per episode from the camera")
     p.add_argument("--log-dir", help="node logs (default: a temporary directory)")
@@ -53,6 +64,27 @@ def check_seed(seed: int, episodes: int) -> None:
                          f"a non-negative 64-bit integer); got {seed}")
 
 
+def check_mode(mode: str, camera_delay: float) -> None:
+    """A delayed camera needs the realtime simulator (a lockstep one publishes each frame as captured)."""
+    from il_robot.ros.sim_node import MAX_CAMERA_DELAY
+
+    if not 0.0 <= camera_delay <= MAX_CAMERA_DELAY:
+        raise ValueError(f"--camera-delay must be in 0..{MAX_CAMERA_DELAY:g} s; got {camera_delay:g}")
+    if camera_delay > 0 and mode != "realtime":
+        raise ValueError(f"--camera-delay needs --mode realtime (got --mode {mode}): the lockstep simulator "
+                         "publishes each frame as it captures it and waits for the answer")
+
+
+def launch_values(args, plan: list[tuple[int, int]], demo: str) -> list[str]:
+    """Launch arguments of the evaluated graph. Lockstep: the simulator waits for the policy at each
+    frame. Realtime: nothing waits, as on an arm; the camera may lag by --camera-delay."""
+    mode = ["mode:=lockstep", "sync_policy:=true"] if args.mode == "lockstep" else [
+        "mode:=realtime", "sync_policy:=false", f"camera_delay:={float(args.camera_delay)}"]
+    return [f"policy:={args.policy}", f"model_dir:={args.model_dir}", f"demo:={demo}", *mode,
+            "auto_reset:=false", f"task_set:={args.tasks}", f"task_index:={plan[0][0]}",
+            f"seed:={plan[0][1]}", f"episode_duration:={args.episode_duration}"]
+
+
 def run(args) -> int:
     import rclpy
 
@@ -65,6 +97,7 @@ def run(args) -> int:
     if args.episodes < 1:
         raise ValueError("--episodes must be at least 1")
     check_seed(args.seed, args.episodes)
+    check_mode(args.mode, args.camera_delay)
     ensure_localhost_discovery()
     plan = episode_plan(args.tasks, args.episodes, args.seed)
     shipped_demos = False
@@ -88,10 +121,7 @@ def run(args) -> int:
         if not args.demo:   # the node starts conditioned on the first episode's demos
             args.demo = task_demos(args.demo_dir, args.tasks, plan[0][0], args.shots, args.demo_skill)
     demo = "[" + ",".join(f"'{d}'" for d in args.demo) + "]" if args.demo else "['']"
-    values = parse_launch_args(PUSHING, [
-        f"policy:={args.policy}", f"model_dir:={args.model_dir}", f"demo:={demo}", "mode:=lockstep",
-        "sync_policy:=true", "auto_reset:=false", f"task_set:={args.tasks}", f"task_index:={plan[0][0]}",
-        f"seed:={plan[0][1]}", f"episode_duration:={args.episode_duration}"])
+    values = parse_launch_args(PUSHING, launch_values(args, plan, demo))
     log_dir = args.log_dir or tempfile.mkdtemp(prefix="il_robot_eval_")
     results = []
     wall_start = time.monotonic()
@@ -128,7 +158,7 @@ def run(args) -> int:
     finally:
         stop_background(executor, thread, client)
     summary = summarize(args, results, time.monotonic() - wall_start)
-    print(f"{args.policy} on {args.tasks}: success {summary['success_rate'] * 100:.0f}% "
+    print(f"{args.policy} on {args.tasks}, {mode_label(args)}: success {summary['success_rate'] * 100:.0f}% "
           f"({summary['successes']}/{summary['episodes']}), final distance median "
           f"{summary['final_distance_median'] * 100:.1f} cm, {summary['wall_time']:.0f} s wall; "
           f"policy {summary['loop']['policy_rate_hz']:.1f} Hz, torque {summary['loop']['torque_rate_hz']:.0f} Hz, "
@@ -136,6 +166,11 @@ def run(args) -> int:
           f"logs in {log_dir}")
     write_json(args.json, summary)
     return 0
+
+
+def mode_label(args) -> str:
+    """'lockstep', 'realtime' or 'realtime, camera +50 ms': how the figures were taken."""
+    return args.mode + (f", camera +{args.camera_delay * 1e3:g} ms" if args.camera_delay else "")
 
 
 def task_demos(demo_dir: str, task_set: str, task_index: int, shots: int, skill: str = "any") -> list[str]:
@@ -167,7 +202,9 @@ def loop_figures(result: dict) -> dict:
             "policy_rate_hz": result.get("policy_ticks", 0) / duration,
             "policy_missed": loop.get("policy_missed", 0), "frames": loop.get("frames", 0),
             "torque_ticks": steps - missed, "torque_rate_hz": (steps - missed) / duration,
-            "torque_missed": missed, "torque_late": loop.get("torque_late", 0), "physics_steps": steps}
+            "torque_missed": missed, "torque_late": loop.get("torque_late", 0), "physics_steps": steps,
+            "longest_gap_ms": loop.get("longest_gap_ms", 0.0),
+            "real_time_factor": result["duration"] / loop["wall_time"] if loop.get("wall_time") else None}
 
 
 def summarize(args, results: list[dict], wall_time: float) -> dict:
@@ -179,6 +216,8 @@ def summarize(args, results: list[dict], wall_time: float) -> dict:
         "shots": args.shots if args.demo_dir else None,
         "demo_skill": args.demo_skill if args.demo_dir else None,
         "seed": args.seed,
+        "mode": args.mode,
+        "camera_delay": args.camera_delay,
         "episodes": len(results),
         "successes": int(sum(r["success"] for r in results)),
         "success_rate": float(np.mean([r["success"] for r in results])),
