@@ -12,11 +12,11 @@ beyond a limit is never published.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -28,6 +28,8 @@ from il_robot.robot.computed_torque import ComputedTorqueController, JointInputE
 from il_robot.robot.model import RobotModel, RobotModelError
 from il_robot.ros import conversions as conv
 from il_robot.ros.params import declare
+from il_robot.ros.thread_priority import DEFAULT_PRIORITY, PRIORITY_RANGE
+from il_robot.ros.topic_thread import TopicThread
 from il_robot.ros.runner import run_node
 
 CLOCK_JUMP_TOLERANCE = 0.025   # s the clock may move beyond steady time between two readings (coarse /clock)
@@ -70,6 +72,9 @@ class InverseDynamicsNode(Node):
                                        "Header stamps further than this (s) from this node's clock are "
                                        "flagged (joint states) or rejected (desired motion)",
                                        float_range=(0.01, 60.0))
+        priority = declare(self, "thread_priority", DEFAULT_PRIORITY,
+                           "Realtime (SCHED_FIFO) priority of the torque thread; 0 = normal scheduling",
+                           int_range=PRIORITY_RANGE, read_only=True)
         watchdog_rate = declare(self, "watchdog_rate", 100.0, "Watchdog check rate (Hz, steady clock)",
                                 float_range=(1.0, 1000.0), read_only=True)
         self.lockstep = declare(self, "lockstep", False,
@@ -111,10 +116,19 @@ class InverseDynamicsNode(Node):
         self.pub = self.create_publisher(Float64MultiArray, command_topic, 10)
         self.pub_reference = (self.create_publisher(JointTrajectory, reference_topic, 10)
                               if self.lockstep else None)
-        self.create_subscription(JointTrajectory, desired_topic, self._on_desired, 10)
-        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, 10)
-        # Steady clock: on sim time a timer on the node's clock would stop with /clock.
-        self.create_timer(1.0 / watchdog_rate, self._watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        # The torque path runs on a thread of its own: /clock, desired motion and joint states, in
+        # that order when several wait (as the executor took them), off the executor, whose overhead
+        # per message would cost more than the controller itself. The watchdog runs in that thread
+        # too, on the steady clock: on sim time a timer on the node's clock would stop with /clock.
+        # The executor is left the parameters.
+        self._lock = threading.Lock()   # the controller: torque thread, parameters
+        self.torque_thread = TopicThread(self, "torque", on_idle=self._watchdog,
+                                         idle_period=1.0 / watchdog_rate, priority=priority)
+        self.torque_thread.follow_clock()
+        self.torque_thread.subscribe(JointTrajectory, desired_topic, self._on_desired, 10)
+        self.torque_thread.subscribe(JointState, topics.JOINT_STATES, self._on_joint_state, 10)
+        self.topic_threads = [self.torque_thread]
+        self.torque_thread.start()
         self.get_logger().info(
             f"computed-torque control of {self.robot.joint_names}; torque limits "
             f"{np.round(self.robot.limits.tau_max, 1).tolist()} Nm, speed limits "
@@ -131,6 +145,10 @@ class InverseDynamicsNode(Node):
         return values if values.size > 1 else np.full(self.robot.n, values[0])
 
     def _on_set_parameters(self, params) -> SetParametersResult:
+        with self._lock:
+            return self._set_parameters(params)
+
+    def _set_parameters(self, params) -> SetParametersResult:
         kp, kd = self.controller.kp, self.controller.kd
         try:
             for p in params:
@@ -177,6 +195,10 @@ class InverseDynamicsNode(Node):
 
     # -- inputs -------------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
+        with self._lock:
+            self._handle_joint_state(msg)
+
+    def _handle_joint_state(self, msg: JointState) -> None:
         elapsed, now, steady = self._read_clock()
         try:
             event = self.controller.set_joint_state(msg.name, msg.position, msg.velocity, elapsed)
@@ -202,6 +224,10 @@ class InverseDynamicsNode(Node):
         self._act(elapsed, steady)
 
     def _on_desired(self, msg: JointTrajectory) -> None:
+        with self._lock:
+            self._handle_desired(msg)
+
+    def _handle_desired(self, msg: JointTrajectory) -> None:
         elapsed, now, _ = self._read_clock()
         if len(msg.points) != 1:
             self._reject_desired(f"need exactly 1 point, got {len(msg.points)}")
@@ -248,11 +274,12 @@ class InverseDynamicsNode(Node):
         return None
 
     def _watchdog(self) -> None:
-        self.watchdog_ticks += 1
-        elapsed, _, steady = self._read_clock()
-        reason = self._stale(elapsed, steady)
-        if reason and self.controller.q is not None:
-            self._enter_stale(reason)
+        with self._lock:
+            self.watchdog_ticks += 1
+            elapsed, _, steady = self._read_clock()
+            reason = self._stale(elapsed, steady)
+            if reason and self.controller.q is not None:
+                self._enter_stale(reason)
 
     def _enter_stale(self, reason: str) -> None:
         """Stop commanding: once, the float command (gravity of the last measured pose, no feedback)
@@ -289,6 +316,11 @@ class InverseDynamicsNode(Node):
     def _send(self, tau: np.ndarray) -> None:
         self.pub.publish(conv.effort_command(tau))
         self.commands_sent += 1
+
+    def destroy_node(self) -> None:
+        for thread in self.topic_threads:   # they use this node's handles
+            thread.close()
+        super().destroy_node()
 
 
 def main(args=None) -> int:

@@ -40,6 +40,7 @@ from il_robot.ros.latched import LATCHED, LATCHED_LATEST
 from il_robot.ros.latest_message import LatestMessage
 from il_robot.ros.params import declare
 from il_robot.ros.runner import run_node
+from il_robot.ros.topic_thread import TopicThread
 
 POLICY_PARAMS = ("policy", "model_dir", "demo", "device")
 DEVICES = ("cpu", "cuda", "tensorrt")
@@ -111,6 +112,12 @@ class PolicyNode(Node):
         control.create_subscription(Image, topics.IMAGE, self._on_image, qos_profile_sensor_data)
         control.create_subscription(PoseArray, topics.OBJECT_POSES, self._on_objects, 10)
         control.create_subscription(TwistStamped, teleop_topic, self._on_command, 10)
+        # /clock (100 Hz on sim time) moves both nodes' clocks from a thread of its own: through an
+        # executor it would cost more CPU than the policy's own 20 Hz work.
+        self.clock_thread = TopicThread(self, "clock")
+        self.topic_threads = [self.clock_thread]
+        if self.clock_thread.follow_clock(self) | self.clock_thread.follow_clock(control):
+            self.clock_thread.start()
         self.get_logger().info(f"policy '{self.policy_name}' at {self.rate_hz:g} Hz -> '{desired_topic}'")
 
     # -- building and swapping ----------------------------------------------------------
@@ -305,6 +312,7 @@ class PolicyNode(Node):
         if getattr(self, "_closed", False):
             return
         self._closed = True
+        self.clock_thread.close()
         self.joint_states.destroy()
         self.control_node.destroy_node()
 

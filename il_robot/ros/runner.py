@@ -22,6 +22,10 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from il_robot.exit_codes import EXIT_CANNOT_START
 from il_robot.ros.env import ensure_localhost_discovery
 
+# A thread that wakes for the torque path waits for the GIL up to this long while another thread of the
+# node runs Python (Python's default, 5 ms, is two and a half torque ticks).
+GIL_SWITCH_INTERVAL = 0.0005   # s
+
 # Expected at start: a parameter out of its declared range or of the wrong type.
 START_ERRORS = (ParameterException,)
 
@@ -58,9 +62,11 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
     """Spin node_cls until shutdown. A configuration error in `errors` is one clear log line and
     exit code EXIT_CANNOT_START (both launchers then stop the graph), not a traceback."""
     ensure_localhost_discovery()
+    sys.setswitchinterval(float(os.environ.get("IL_ROBOT_SWITCH", GIL_SWITCH_INTERVAL)))
     interrupts = _Interrupts()   # before rclpy.init: rclpy chains its handler in front of this one
     rclpy.init(args=sys.argv if args is None else args)
     node = None
+    failed = False   # a topic thread died: exit 1, so the launcher sees it
     sides: list = []
     try:
         if interrupts.count:
@@ -95,6 +101,11 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
             raise
         # Ctrl-C landed while the node was being built (its context went away under it).
     finally:
+        topic_threads = list(getattr(node, "topic_threads", ()))
+        for topic_thread in topic_threads:   # they use the node's handles: stopped before it goes
+            topic_thread.close()
+        if any(topic_thread.error is not None for topic_thread in topic_threads):
+            failed = True
         for side, thread in sides:   # stopped before their nodes go: no callback on a destroyed node
             side.shutdown(timeout_sec=2.0)
             thread.join(timeout=2.0)
@@ -106,4 +117,4 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
         if rclpy.ok():
             rclpy.try_shutdown()
         interrupts.restore()
-    return 0
+    return 1 if failed else 0

@@ -35,9 +35,11 @@ from trajectory_msgs.msg import JointTrajectory
 from il_robot import topics
 from il_robot.ros import conversions as conv
 from il_robot.ros.camera_worker import CameraWorker
+from il_robot.ros.topic_thread import TopicThread
 from il_robot.ros.latched import LATCHED_LATEST
 from il_robot.ros.params import check_choices, declare
 from il_robot.ros.runner import run_node
+from il_robot.ros.thread_priority import DEFAULT_PRIORITY, PRIORITY_RANGE, set_thread_priority
 from il_robot.sim.tasks import GOAL_XY, MAX_SEED, TASK_SET_SIZES, make_task
 from il_robot.sim.world import PushingWorld
 
@@ -46,6 +48,7 @@ RETRANSMIT = 0.25    # s (wall): lockstep re-sends an unanswered state after thi
 LOCKSTEP_EPOCH = 2**20  # s (sim, ~12 days): lockstep episodes start on whole seconds from here
 BRAKE_DAMPING = 5.0  # N m s/rad, while no controller drives the arm
 CAMERA_DRAIN_TIMEOUT = 0.5  # s (wall): realtime, the result waits this long for the episode's last frame
+MAX_CAMERA_DELAY = 0.5      # s (sim): the longest camera_delay (a policy discards frames older than 0.5 s)
 
 
 @dataclass
@@ -57,21 +60,47 @@ class LoopStats:
     late when the command answering this step's own joint state had not arrived
     yet (a one-cycle delay, normal across processes). Lockstep: a tick is missed
     when its answer needed a re-send. A policy frame is missed when no desired
-    motion stamped at or after it arrived before the next frame.
+    motion stamped at or after it arrived before the next frame. The longest gap is the
+    longest sim time the arm ran on one torque command (one step when none was missed).
     """
     steps: int = 0
     torque_missed: int = 0
     torque_late: int = 0
     frames: int = 0
     policy_missed: int = 0
+    missed_run: int = 0      # steps missed in a row, so far
+    longest_run: int = 0     # ... the most in the episode
+    started_wall: float = field(default_factory=time.monotonic)
     published: dict = field(default_factory=dict)   # topic -> messages published in the episode
 
-    def as_dict(self) -> dict:
+    def tick(self, answered: bool, on_time: bool) -> None:
+        self.steps += 1
+        self.torque_missed += not answered
+        self.torque_late += not on_time
+        self.missed_run = 0 if answered else self.missed_run + 1
+        self.longest_run = max(self.longest_run, self.missed_run)
+
+    def as_dict(self, timestep: float) -> dict:
         return {"steps": self.steps, "torque_missed": self.torque_missed, "torque_late": self.torque_late,
+                "longest_gap_ms": (self.longest_run + 1) * timestep * 1e3,
+                "wall_time": time.monotonic() - self.started_wall,
                 "frames": self.frames, "policy_missed": self.policy_missed}
 
     def count(self, topic: str, n: int = 1) -> None:
         self.published[topic] = self.published.get(topic, 0) + n
+
+
+@dataclass
+class Capture:
+    """Realtime: what the camera captured at `stamp`, waiting until sim time reaches `due`
+    (camera_delay later) to go out. Without poses it marks an ended episode's result, due with
+    the episode's last frame."""
+    due: float
+    stamp: float
+    poses: PoseArray | None = None
+    snapshot: tuple | None = None   # (model, qpos) the camera thread draws; None without rendering
+    counted: bool = False           # captured within the episode: counted in its `published`
+    judged: bool = False            # taken by the policy-missed count (every counted frame but the end one)
 
 
 class SimNode(Node):
@@ -88,6 +117,13 @@ class SimNode(Node):
                             choices=MODES, read_only=True)
         self.camera_rate = declare(self, "camera_rate", 20.0, "Camera and object-pose rate (Hz)",
                                    float_range=(1.0, 100.0), read_only=True)
+        self.camera_delay = declare(self, "camera_delay", 0.0,
+                                    "Realtime: camera latency (s, sim time). A frame (image, camera_info, "
+                                    "object poses) is stamped when captured and published this much later",
+                                    float_range=(0.0, MAX_CAMERA_DELAY), read_only=True)
+        if self.camera_delay > 0 and self.mode != "realtime":
+            raise ValueError(f"camera_delay {self.camera_delay:g} s needs mode realtime (a lockstep "
+                             "simulator publishes each frame as it captures it, then waits for the answer)")
         clock_rate = declare(self, "clock_rate", 100.0, "/clock publish rate (Hz); stamps stay exact",
                              float_range=(1.0, 10000.0), read_only=True)
         width = declare(self, "image_width", 64, "Camera image width (px)", int_range=(16, 640), read_only=True)
@@ -112,6 +148,10 @@ class SimNode(Node):
                                 f"({topics.DESIRED_MOTION})", read_only=True)
         desired_topic = desired_topic or (topics.CONTROLLER_REFERENCE if self.mode == "lockstep"
                                           else topics.DESIRED_MOTION)
+        self.thread_priority = declare(self, "thread_priority", DEFAULT_PRIORITY,
+                                       "Realtime mode: realtime (SCHED_FIFO) priority of the physics and "
+                                       "torque-command threads; 0 = normal scheduling",
+                                       int_range=PRIORITY_RANGE, read_only=True)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.world = PushingWorld(make_task(self.task_set, self.task_index), image_size=(height, width))
@@ -137,6 +177,8 @@ class SimNode(Node):
         self._rx_at_publish = 0              # ... when the latest state went out
         self._rx_at_step = 0                 # ... at the previous physics step
         self._frame_stamp = -np.inf          # latest camera frame (sim time)
+        self._due: list[Capture] = []        # realtime: captures not yet published, in capture order
+        self._ended: dict | None = None      # an ended episode whose result is not out yet
         self.loop = LoopStats()
 
         self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES, 100)  # slack for recorders
@@ -146,7 +188,12 @@ class SimNode(Node):
         self.pub_objects = self.create_publisher(PoseArray, topics.OBJECT_POSES, 10)
         self.pub_episode = self.create_publisher(String, topics.EPISODE, LATCHED_LATEST)
         self.pub_result = self.create_publisher(String, topics.EPISODE_RESULT, LATCHED_LATEST)
-        self.create_subscription(Float64MultiArray, topics.EFFORT_COMMANDS, self._on_command, 10)
+        # The torque commands, on a thread of their own (see TopicThread): at 500 Hz the executor's
+        # overhead per message would cost more than the physics.
+        self.command_thread = TopicThread(self, "torque_commands", priority=self._realtime_priority())
+        self.command_thread.subscribe(Float64MultiArray, topics.EFFORT_COMMANDS, self._on_command, 10)
+        self.topic_threads = [self.command_thread]
+        self.command_thread.start()
         # Watched in both modes: sync_policy waits on it, and the loop figures count answers.
         self.create_subscription(JointTrajectory, desired_topic, self._on_desired, 10)
         self.create_service(Trigger, topics.SIM_RESET, self._srv_reset)
@@ -161,7 +208,8 @@ class SimNode(Node):
         self._thread.start()
         self.get_logger().info(
             f"pushing world, {self.mode} mode, physics {1 / self.world.timestep:.0f} Hz, camera "
-            f"{self.camera_rate:g} Hz {width}x{height}{'' if self.render_enabled else ' (not rendered)'}")
+            f"{self.camera_rate:g} Hz {width}x{height}{'' if self.render_enabled else ' (not rendered)'}"
+            + (f", published {self.camera_delay * 1e3:g} ms after capture" if self.camera_delay else ""))
 
     # -- parameters and services ----------------------------------------------------
     def _on_set_parameters(self, params):
@@ -184,6 +232,9 @@ class SimNode(Node):
         """Apply task_set / task_index / seed; caller holds the world lock."""
         task = make_task(self.task_set, self.task_index)
         self.world.use_task(task)
+        if self._ended is not None:   # realtime: reset within camera_delay of the end, result not out yet
+            self._publish_result(next_episode=False)   # without the frames still due
+        self._due.clear()   # no frame of one episode is published into the next
         # A reset takes one camera period of sim time, and frames restart at the episode's start:
         # no stamp is shared by two episodes and frames keep at least a period apart, so nodes
         # that answer frames by stamp and rate never confuse the last frame of one episode with
@@ -279,11 +330,10 @@ class SimNode(Node):
         sent = [(self.pub_js, self._last_state)]
         frame = k % self.steps_per_frame == 0
         ending = not self.episode_done and w.episode_time >= self.episode_duration - 1e-9
-        if frame and not ending:
+        realtime = self.mode == "realtime"
+        if frame and not ending and not realtime:   # realtime: as the frame goes out (_publish_due)
             self._count_policy_answer()
             self._frame_stamp = t
-        if frame or k % self.steps_per_clock == 0:
-            sent.insert(0, (self.pub_clock, Clock(clock=conv.to_time(t))))
         if frame:
             poses = PoseArray()
             poses.header.stamp = conv.to_time(t)
@@ -291,12 +341,19 @@ class SimNode(Node):
             tgt, dis = w.object_pose("target"), w.object_pose("distractor")
             poses.poses = [conv.pose(tgt[:3], tgt[3:]), conv.pose(dis[:3], dis[3:]),
                            conv.pose((*GOAL_XY, 0.0))]
-            if self.camera is not None:
-                self._submit_frame(t)
-            elif self.render_enabled:  # lockstep: the frame goes out before the step waits on it
-                sent.append((self.pub_image, conv.image(w.render(), t)))
-                sent.append((self.pub_info, self._camera_info(t)))
-            sent.append((self.pub_objects, poses))
+            if realtime:   # captured now, out when due (_publish_due): now, or camera_delay later
+                counted = not self.episode_done
+                self._due.append(Capture(t + self.camera_delay, t, poses,
+                                         w.snapshot() if self.camera is not None else None,
+                                         counted, counted and not ending))
+            else:
+                if self.render_enabled:  # lockstep: the frame goes out before the step waits on it
+                    sent.append((self.pub_image, conv.image(w.render(), t)))
+                    sent.append((self.pub_info, self._camera_info(t)))
+                sent.append((self.pub_objects, poses))
+        due = bool(self._due) and self._due[0].due <= t + 1e-9
+        if frame or due or k % self.steps_per_clock == 0:   # a delayed frame goes out after its due clock
+            sent.insert(0, (self.pub_clock, Clock(clock=conv.to_time(t))))
         with self._cv:
             self._rx_at_publish = self._commands_rx
         for pub, msg in sent:
@@ -306,18 +363,40 @@ class SimNode(Node):
         self._last_sent = sent
         if ending:
             self._finish_episode()
+        if realtime:
+            self._publish_due(t)
         return t, frame
+
+    def _publish_due(self, now: float) -> None:
+        """Realtime: what the camera captured camera_delay ago goes out now, in capture order, like a
+        camera pipeline's latency: the camera thread draws the pose captured then, and image,
+        camera_info and object poses keep the capture's stamp (what a camera driver stamps). An
+        ended episode's result follows its last frame."""
+        while self._due and self._due[0].due <= now + 1e-9:
+            c = self._due.pop(0)
+            if c.poses is None:
+                self._publish_result()   # the next episode (auto_reset) drops the frames still due
+                continue
+            if c.judged:
+                self._count_policy_answer()
+                self._frame_stamp = c.stamp
+            if c.snapshot is not None:
+                self._submit_frame(c.stamp, c.snapshot, c.counted)
+            self.pub_objects.publish(c.poses)
+            if c.counted:
+                self.loop.count(self.pub_objects.topic_name)
 
     def _camera_info(self, t: float) -> CameraInfo:
         w = self.world
         return conv.camera_info(w.image_width, w.image_height, *w.camera_intrinsics(), t)
 
-    def _submit_frame(self, t: float) -> None:
-        """Realtime: hand the frame to the camera thread. Image and camera_info are counted for the
-        episode here, by stamp, like every other topic (the end frame included); a frame the camera
-        drops is taken off again, and the episode's result waits until its last frame is out."""
-        dropped = self.camera.submit(t, *self.world.snapshot())
-        if self.episode_done:
+    def _submit_frame(self, t: float, snapshot: tuple, counted: bool) -> None:
+        """Realtime: hand the frame captured at t to the camera thread. Image and camera_info of a frame
+        captured within the episode are counted for it here, by stamp, like every other topic (the end
+        frame included); a frame the camera drops is taken off again, and the episode's result waits
+        until its last frame is out."""
+        dropped = self.camera.submit(t, *snapshot)
+        if not counted:
             return
         n = 1 if dropped is None or dropped < self.world.episode_start - 1e-9 else 0
         for topic in (self.pub_image.topic_name, self.pub_info.topic_name):
@@ -334,7 +413,10 @@ class SimNode(Node):
             return   # Ctrl-C shut the context down under this thread: the frame is moot
 
     def _count_policy_answer(self) -> None:
-        """Was the previous frame answered (desired motion stamped at or after it) before this one?"""
+        """Was the previous frame answered (desired motion stamped at or after it) before this one went
+        out? Called as a frame is published: with camera_delay, at its stamp + delay, not at capture,
+        so the policy has one camera period from receiving a frame to answering it, whatever the
+        delay (the end-of-episode call judges the last frame by the time the end frame went out)."""
         if self._frame_stamp > -np.inf:
             with self._cv:
                 answered = self._policy_stamp >= self._frame_stamp - 1e-9
@@ -342,21 +424,31 @@ class SimNode(Node):
             self.loop.policy_missed += not answered
 
     def _finish_episode(self) -> None:
+        """Score the episode on its end state. Its result goes out once its last frame has: now in
+        lockstep, camera_delay later in realtime (_publish_due)."""
+        out = self.world.outcome()
+        self.episode_done = True
+        self._ended = {"episode_id": self.episode_id, "task": self.world.task.name,
+                       "seed": self.world.episode_seed, "success": out.success,
+                       "final_distance": out.final_distance, "duration": self.world.episode_time}
+        if self.mode == "realtime":
+            self._due.append(Capture(self.world.clock + self.camera_delay, self.world.clock))
+        else:
+            self._publish_result()
+
+    def _publish_result(self, next_episode: bool = True) -> None:
+        """The ended episode's result with what it published, then (auto_reset) the next episode."""
         if self.camera is not None and not self.camera.wait_idle(CAMERA_DRAIN_TIMEOUT):
             self.get_logger().warning(f"episode {self.episode_id}: its last camera frame was not out after "
                                       f"{CAMERA_DRAIN_TIMEOUT} s; the result may count it as published")
-        out = self.world.outcome()
-        self.episode_done = True
         self._count_policy_answer()
         self._frame_stamp = -np.inf
-        result = {"episode_id": self.episode_id, "task": self.world.task.name, "seed": self.world.episode_seed,
-                  "success": out.success, "final_distance": out.final_distance,
-                  "duration": self.world.episode_time, "loop": self.loop.as_dict(),
-                  "published": dict(self.loop.published)}
+        result, self._ended = self._ended, None
+        result.update(loop=self.loop.as_dict(self.world.timestep), published=dict(self.loop.published))
         self.pub_result.publish(String(data=json.dumps(result)))
-        self.get_logger().info(f"episode {self.episode_id} {'SUCCESS' if out.success else 'failure'}: "
-                               f"target {out.final_distance * 100:.1f} cm from goal")
-        if self.auto_reset:
+        self.get_logger().info(f"episode {result['episode_id']} {'SUCCESS' if result['success'] else 'failure'}: "
+                               f"target {result['final_distance'] * 100:.1f} cm from goal")
+        if next_episode and self.auto_reset:
             self.seed += 1
             self._start_episode()
 
@@ -368,7 +460,14 @@ class SimNode(Node):
             return self.world.gravity_torque() - BRAKE_DAMPING * self.world.qd
         return tau
 
+    def _realtime_priority(self) -> int:
+        """Lockstep waits for every answer: its threads need no realtime scheduling."""
+        return self.thread_priority if self.mode == "realtime" else 0
+
     def _loop(self) -> None:
+        why_not = set_thread_priority(self._realtime_priority())
+        if why_not:
+            self.get_logger().warning(f"physics thread: {why_not}")
         try:
             self._run_physics()
         except Exception as err:  # noqa: BLE001
@@ -463,18 +562,22 @@ class SimNode(Node):
                         continue
                 self.world.step(self._torque())
                 if not self.episode_done:
-                    self.loop.steps += 1
-                    self.loop.torque_missed += not answered
-                    self.loop.torque_late += not on_time
+                    self.loop.tick(answered, on_time)
             k += 1
 
     def close(self) -> None:
+        for thread in self.topic_threads:
+            thread.close()
         with self._cv:
             self._stop = True
             self._cv.notify_all()
         self._thread.join(timeout=2.0)
         if self.camera is not None:
             self.camera.close()
+
+    def destroy_node(self) -> None:
+        self.close()   # the threads use this node's handles
+        super().destroy_node()
 
 
 def main(args=None) -> int:
