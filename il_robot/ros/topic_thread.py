@@ -77,7 +77,10 @@ class TopicThread:
         sub = getattr(getattr(node, "_time_source", None), "_clock_sub", None)
         if sub is None:
             return False
-        sub.callback_group = self._group
+        # Its QoS event handlers go along: left on the executor without their subscription, one stays
+        # ready and the executor spins on it at 100 % CPU.
+        for entity in (sub, *getattr(sub, "event_handlers", ())):
+            entity.callback_group = self._group
         self._subs.append(sub)
         return True
 
