@@ -203,7 +203,7 @@ def loop_figures(result: dict) -> dict:
             "policy_missed": loop.get("policy_missed", 0), "frames": loop.get("frames", 0),
             "torque_ticks": steps - missed, "torque_rate_hz": (steps - missed) / duration,
             "torque_missed": missed, "torque_late": loop.get("torque_late", 0), "physics_steps": steps,
-            "longest_gap_ms": loop.get("longest_gap_ms", 0.0),
+            "longest_gap_ms": loop.get("longest_gap_ms", 0.0), "longest_gap_at": loop.get("longest_gap_at", 0.0),
             "real_time_factor": result["duration"] / loop["wall_time"] if loop.get("wall_time") else None}
 
 

@@ -108,6 +108,7 @@ def bench_realtime(policy: str, seconds: float, camera_delay: float = 0.0,
         "cpu_cores": {name: round(c, 3) for name, c in cpu.items()},
         "machine": {"load_before": load_before, "cores": os.cpu_count(),
                     "steal_pct": 100.0 * (steal1 - steal0) / max(1, ticks1 - ticks0)},
+        "per_episode": loops,
         "log_dir": log_dir,
     }
 

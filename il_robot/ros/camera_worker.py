@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from il_robot.ros.thread_priority import set_normal_priority
 from il_robot.sim.camera import Camera
 
 
@@ -26,8 +27,11 @@ class CameraWorker:
         self._busy = False    # drawing or publishing a frame
         self._stop = False
         self.dropped = 0
+        self.native_id: int | None = None
+        self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
         self._thread.start()
+        self._started.wait(5.0)
 
     def submit(self, t: float, model, qpos: np.ndarray) -> float | None:
         """Queue a frame; returns the stamp of the waiting frame it replaced (dropped), if any."""
@@ -46,6 +50,11 @@ class CameraWorker:
             return self._cv.wait_for(lambda: (self._job is None and not self._busy) or self._stop, timeout)
 
     def _run(self) -> None:
+        # Rendering is background work in a realtime simulator: this thread, and the renderer's
+        # worker threads it starts, stay on the default scheduler.
+        set_normal_priority()
+        self.native_id = threading.get_native_id()
+        self._started.set()
         try:
             while True:
                 with self._cv:

@@ -72,9 +72,10 @@ class InverseDynamicsNode(Node):
                                        "Header stamps further than this (s) from this node's clock are "
                                        "flagged (joint states) or rejected (desired motion)",
                                        float_range=(0.01, 60.0))
-        priority = declare(self, "thread_priority", DEFAULT_PRIORITY,
-                           "Realtime (SCHED_FIFO) priority of the torque thread; 0 = normal scheduling",
-                           int_range=PRIORITY_RANGE, read_only=True)
+        self.thread_priority = declare(self, "thread_priority", DEFAULT_PRIORITY,
+                                       "Realtime (SCHED_FIFO) priority of this node's process (the torque "
+                                       "path, middleware threads included); 0 = normal scheduling",
+                                       int_range=PRIORITY_RANGE, read_only=True)
         watchdog_rate = declare(self, "watchdog_rate", 100.0, "Watchdog check rate (Hz, steady clock)",
                                 float_range=(1.0, 1000.0), read_only=True)
         self.lockstep = declare(self, "lockstep", False,
@@ -123,7 +124,8 @@ class InverseDynamicsNode(Node):
         # The executor is left the parameters.
         self._lock = threading.Lock()   # the controller: torque thread, parameters
         self.torque_thread = TopicThread(self, "torque", on_idle=self._watchdog,
-                                         idle_period=1.0 / watchdog_rate, priority=priority)
+                                         idle_period=1.0 / watchdog_rate,
+                                         priority=self.realtime_priority())
         self.torque_thread.follow_clock()
         self.torque_thread.subscribe(JointTrajectory, desired_topic, self._on_desired, 10)
         self.torque_thread.subscribe(JointState, topics.JOINT_STATES, self._on_joint_state, 10)
@@ -316,6 +318,10 @@ class InverseDynamicsNode(Node):
     def _send(self, tau: np.ndarray) -> None:
         self.pub.publish(conv.effort_command(tau))
         self.commands_sent += 1
+
+    def realtime_priority(self) -> int:
+        """The whole process is the torque path; a lockstep simulator waits for it, no deadline."""
+        return 0 if self.lockstep else self.thread_priority
 
     def destroy_node(self) -> None:
         for thread in self.topic_threads:   # they use this node's handles

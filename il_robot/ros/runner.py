@@ -21,6 +21,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from il_robot.exit_codes import EXIT_CANNOT_START
 from il_robot.ros.env import ensure_localhost_discovery
+from il_robot.ros.thread_priority import set_process_priority
 
 # A thread that wakes for the torque path waits for the GIL up to this long while another thread of the
 # node runs Python (Python's default, 5 ms, is two and a half torque ticks).
@@ -58,11 +59,25 @@ def _spin_quietly(executor) -> None:
         # Shutdown (Ctrl-C) landed while a message was taken or a callback published: expected.
 
 
+def _realtime(node) -> None:
+    """A node on the torque path (realtime_priority() > 0) runs at that SCHED_FIFO priority in all its
+    threads, the middleware's receive threads included (they hand each message over), except the
+    ones it names as background work (rendering)."""
+    priority = getattr(node, "realtime_priority", lambda: 0)()
+    if priority <= 0:
+        return
+    why_not = set_process_priority(priority, keep=getattr(node, "background_threads", lambda: ())())
+    if why_not:
+        node.get_logger().warning(why_not)
+    else:
+        node.get_logger().info(f"torque path at realtime priority {priority} (SCHED_FIFO)")
+
+
 def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreadedExecutor, **node_kwargs) -> int:
     """Spin node_cls until shutdown. A configuration error in `errors` is one clear log line and
     exit code EXIT_CANNOT_START (both launchers then stop the graph), not a traceback."""
     ensure_localhost_discovery()
-    sys.setswitchinterval(float(os.environ.get("IL_ROBOT_SWITCH", GIL_SWITCH_INTERVAL)))
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     interrupts = _Interrupts()   # before rclpy.init: rclpy chains its handler in front of this one
     rclpy.init(args=sys.argv if args is None else args)
     node = None
@@ -74,11 +89,8 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
         node = node_cls(**node_kwargs)
         if interrupts.count or not rclpy.ok():
             return 0   # Ctrl-C while the node was built: no executor on a context that is gone
-        if os.environ.get("IL_ROBOT_EXECUTOR") == "events" and executor_cls is SingleThreadedExecutor:
-            from rclpy.experimental import EventsExecutor
-            executor = EventsExecutor()
-        else:
-            executor = executor_cls()
+        _realtime(node)
+        executor = executor_cls()   # (rclpy's EventsExecutor spun at 100 % CPU here and stopped answering)
         executor.add_node(node)
         # Nodes that must not wait behind this one's callbacks get an executor thread each.
         for extra in getattr(node, "extra_nodes", lambda: [])():

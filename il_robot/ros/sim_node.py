@@ -47,6 +47,7 @@ MODES = ("realtime", "lockstep")
 RETRANSMIT = 0.25    # s (wall): lockstep re-sends an unanswered state after this
 LOCKSTEP_EPOCH = 2**20  # s (sim, ~12 days): lockstep episodes start on whole seconds from here
 BRAKE_DAMPING = 5.0  # N m s/rad, while no controller drives the arm
+ANSWER_WINDOW = 0.75  # realtime: the least part of a step the controller has from the state to the step
 CAMERA_DRAIN_TIMEOUT = 0.5  # s (wall): realtime, the result waits this long for the episode's last frame
 MAX_CAMERA_DELAY = 0.5      # s (sim): the longest camera_delay (a policy discards frames older than 0.5 s)
 
@@ -70,6 +71,7 @@ class LoopStats:
     policy_missed: int = 0
     missed_run: int = 0      # steps missed in a row, so far
     longest_run: int = 0     # ... the most in the episode
+    longest_at: int = 0      # step where that run began
     started_wall: float = field(default_factory=time.monotonic)
     published: dict = field(default_factory=dict)   # topic -> messages published in the episode
 
@@ -78,11 +80,13 @@ class LoopStats:
         self.torque_missed += not answered
         self.torque_late += not on_time
         self.missed_run = 0 if answered else self.missed_run + 1
-        self.longest_run = max(self.longest_run, self.missed_run)
+        if self.missed_run > self.longest_run:
+            self.longest_run, self.longest_at = self.missed_run, self.steps - self.missed_run
 
     def as_dict(self, timestep: float) -> dict:
         return {"steps": self.steps, "torque_missed": self.torque_missed, "torque_late": self.torque_late,
                 "longest_gap_ms": (self.longest_run + 1) * timestep * 1e3,
+                "longest_gap_at": self.longest_at * timestep,
                 "wall_time": time.monotonic() - self.started_wall,
                 "frames": self.frames, "policy_missed": self.policy_missed}
 
@@ -149,8 +153,8 @@ class SimNode(Node):
         desired_topic = desired_topic or (topics.CONTROLLER_REFERENCE if self.mode == "lockstep"
                                           else topics.DESIRED_MOTION)
         self.thread_priority = declare(self, "thread_priority", DEFAULT_PRIORITY,
-                                       "Realtime mode: realtime (SCHED_FIFO) priority of the physics and "
-                                       "torque-command threads; 0 = normal scheduling",
+                                       "Realtime mode: realtime (SCHED_FIFO) priority of this process but its "
+                                       "renderer (physics, torque commands, middleware); 0 = normal scheduling",
                                        int_range=PRIORITY_RANGE, read_only=True)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -190,7 +194,7 @@ class SimNode(Node):
         self.pub_result = self.create_publisher(String, topics.EPISODE_RESULT, LATCHED_LATEST)
         # The torque commands, on a thread of their own (see TopicThread): at 500 Hz the executor's
         # overhead per message would cost more than the physics.
-        self.command_thread = TopicThread(self, "torque_commands", priority=self._realtime_priority())
+        self.command_thread = TopicThread(self, "torque_commands", priority=self.realtime_priority())
         self.command_thread.subscribe(Float64MultiArray, topics.EFFORT_COMMANDS, self._on_command, 10)
         self.topic_threads = [self.command_thread]
         self.command_thread.start()
@@ -460,12 +464,16 @@ class SimNode(Node):
             return self.world.gravity_torque() - BRAKE_DAMPING * self.world.qd
         return tau
 
-    def _realtime_priority(self) -> int:
+    def realtime_priority(self) -> int:
         """Lockstep waits for every answer: its threads need no realtime scheduling."""
         return self.thread_priority if self.mode == "realtime" else 0
 
+    def background_threads(self) -> list[int]:
+        """Threads run_node leaves on the default scheduler: the renderer."""
+        return [self.camera.native_id] if self.camera is not None and self.camera.native_id else []
+
     def _loop(self) -> None:
-        why_not = set_thread_priority(self._realtime_priority())
+        why_not = set_thread_priority(self.realtime_priority())
         if why_not:
             self.get_logger().warning(f"physics thread: {why_not}")
         try:
@@ -534,6 +542,7 @@ class SimNode(Node):
                     if lockstep:
                         self._pending += 1
                 t, frame = self._publish_state(k)
+            published = time.monotonic()
             if lockstep:
                 prompt = self._await_answers(t, frame)
                 if prompt is None:
@@ -546,7 +555,10 @@ class SimNode(Node):
                         self._cv.wait_for(lambda: self._stop or self._interrupt)
                     continue
             else:
-                next_wall += self.world.timestep
+                # The controller always gets most of a period from the state going out; a step this
+                # thread began late (a busy machine) shifts the schedule rather than shortening that
+                # window: the simulator then runs a little behind the wall clock (real_time_factor).
+                next_wall = max(next_wall + self.world.timestep, published + ANSWER_WINDOW * self.world.timestep)
                 delay = next_wall - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
