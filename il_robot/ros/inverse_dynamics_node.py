@@ -26,7 +26,9 @@ from il_robot import topics
 from il_robot.elapsed_clock import ElapsedClock
 from il_robot.robot.computed_torque import ComputedTorqueController, JointInputError, Mode
 from il_robot.robot.model import RobotModel, RobotModelError
+from il_robot.ros import cdr
 from il_robot.ros import conversions as conv
+from il_robot.ros.log_throttle import LogThrottle
 from il_robot.ros.params import declare
 from il_robot.ros.thread_priority import DEFAULT_PRIORITY, PRIORITY_RANGE
 from il_robot.ros.topic_thread import TopicThread
@@ -35,6 +37,7 @@ from il_robot.ros.runner import run_node
 CLOCK_JUMP_TOLERANCE = 0.025   # s the clock may move beyond steady time between two readings (coarse /clock)
 LOGGED_FORWARD_JUMP = 1.0      # s: forward jumps from here on are logged (a lockstep reset is one)
 KP_RANGE = (0.0, 10000.0)      # 1/s^2
+LOG_PERIOD = 1.0               # s between two log lines of one kind of fault on the torque path
 KD_RANGE = (1.0, 1000.0)       # 1/s: some damping always (it also enforces the speed limits)
 
 
@@ -123,12 +126,14 @@ class InverseDynamicsNode(Node):
         # too, on the steady clock: on sim time a timer on the node's clock would stop with /clock.
         # The executor is left the parameters.
         self._lock = threading.Lock()   # the controller: torque thread, parameters
+        self._log_throttle = LogThrottle(LOG_PERIOD)
         self.torque_thread = TopicThread(self, "torque", on_idle=self._watchdog,
                                          idle_period=1.0 / watchdog_rate,
                                          priority=self.realtime_priority())
         self.torque_thread.follow_clock()
         self.torque_thread.subscribe(JointTrajectory, desired_topic, self._on_desired, 10)
-        self.torque_thread.subscribe(JointState, topics.JOINT_STATES, self._on_joint_state, 10)
+        # Joint states as bytes, read with numpy (ros/cdr.py): a Python message costs more than the control.
+        self.torque_thread.subscribe(JointState, topics.JOINT_STATES, self._on_joint_state, 10, raw=True)
         self.topic_threads = [self.torque_thread]
         self.torque_thread.start()
         self.get_logger().info(
@@ -196,17 +201,19 @@ class InverseDynamicsNode(Node):
         return off if abs(off) > self.stamp_tolerance else None
 
     # -- inputs -------------------------------------------------------------------------------
-    def _on_joint_state(self, msg: JointState) -> None:
+    def _on_joint_state(self, msg: bytes) -> None:
         with self._lock:
             self._handle_joint_state(msg)
 
-    def _handle_joint_state(self, msg: JointState) -> None:
+    def _handle_joint_state(self, data: bytes) -> None:
         elapsed, now, steady = self._read_clock()
         try:
+            msg = cdr.read_joint_state(data)
             event = self.controller.set_joint_state(msg.name, msg.position, msg.velocity, elapsed)
-        except JointInputError as err:
+        except (JointInputError, ValueError) as err:
             self.rejected += 1
-            self.get_logger().error(f"rejected /joint_states: {err}", throttle_duration_sec=1.0)
+            if self._log_throttle.ready("rejected state"):
+                self.get_logger().error(f"rejected /joint_states: {err}")
             return
         self._state_steady = steady
         names = tuple(msg.name)
@@ -215,12 +222,13 @@ class InverseDynamicsNode(Node):
             extra = self.controller.order.extra(names)
             if extra:
                 self.get_logger().info(f"/joint_states also names {extra}: not controlled here, ignored")
-        off = self._stamp_offset(conv.from_time(msg.header.stamp), now)
+        off = self._stamp_offset(msg.stamp, now)
         if off is not None:
             self.stamps_flagged += 1
-            self.get_logger().warning(
-                f"/joint_states stamped {off:+.3f} s from this node's clock (another clock?); freshness "
-                "is judged by arrival, the stamp is not used", throttle_duration_sec=5.0)
+            if self._log_throttle.ready("stamp"):
+                self.get_logger().warning(
+                    f"/joint_states stamped {off:+.3f} s from this node's clock (another clock?); freshness "
+                    "is judged by arrival, the stamp is not used")
         if event:
             self.get_logger().warning(event)
         self._act(elapsed, steady)
@@ -258,7 +266,8 @@ class InverseDynamicsNode(Node):
 
     def _reject_desired(self, why: str) -> None:
         self.rejected += 1
-        self.get_logger().error(f"rejected desired motion: {why}", throttle_duration_sec=1.0)
+        if self._log_throttle.ready("rejected desired"):
+            self.get_logger().error(f"rejected desired motion: {why}")
 
     # -- output --------------------------------------------------------------------------------
     def _stale(self, elapsed: float, steady: float) -> str | None:
@@ -304,7 +313,8 @@ class InverseDynamicsNode(Node):
         tau, mode = self.controller.command(elapsed)
         if tau is None:
             self.rejected += 1
-            self.get_logger().error("computed torque is not finite: not published", throttle_duration_sec=1.0)
+            if self._log_throttle.ready("not finite"):
+                self.get_logger().error("computed torque is not finite: not published")
             return
         if mode is not self.mode:
             log = self.get_logger()
@@ -316,7 +326,7 @@ class InverseDynamicsNode(Node):
         self._send(tau)
 
     def _send(self, tau: np.ndarray) -> None:
-        self.pub.publish(conv.effort_command(tau))
+        self.pub.publish(cdr.float64_array(tau))   # serialized here: no Python message object
         self.commands_sent += 1
 
     def realtime_priority(self) -> int:

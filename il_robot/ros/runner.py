@@ -10,7 +10,6 @@ through interpreter exit: the node exits 0, not by signal (-2).
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading

@@ -33,7 +33,9 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from il_robot import topics
+from il_robot.ros import cdr
 from il_robot.ros import conversions as conv
+from il_robot.ros.log_throttle import LogThrottle
 from il_robot.ros.camera_worker import CameraWorker
 from il_robot.ros.topic_thread import TopicThread
 from il_robot.ros.latched import LATCHED_LATEST
@@ -173,7 +175,8 @@ class SimNode(Node):
         self._restart_frames = False
         self._stop = False
         self._last_sent: list = []
-        self._last_state: JointState | None = None
+        self._last_state: bytes | None = None   # serialized (ros/cdr.py): no Python message per step
+        self._log_throttle = LogThrottle(1.0)
         self.episode_id = 0
         self.episode_done = False
         self.bad_commands = 0
@@ -195,7 +198,7 @@ class SimNode(Node):
         # The torque commands, on a thread of their own (see TopicThread): at 500 Hz the executor's
         # overhead per message would cost more than the physics.
         self.command_thread = TopicThread(self, "torque_commands", priority=self.realtime_priority())
-        self.command_thread.subscribe(Float64MultiArray, topics.EFFORT_COMMANDS, self._on_command, 10)
+        self.command_thread.subscribe(Float64MultiArray, topics.EFFORT_COMMANDS, self._on_command, 10, raw=True)
         self.topic_threads = [self.command_thread]
         self.command_thread.start()
         # Watched in both modes: sync_policy waits on it, and the loop figures count answers.
@@ -281,12 +284,13 @@ class SimNode(Node):
         return self._srv_reset(request, response)
 
     # -- inputs -------------------------------------------------------------------------
-    def _on_command(self, msg: Float64MultiArray) -> None:
+    def _on_command(self, data: bytes) -> None:
         try:
-            tau = conv.effort_values(msg, self.n)
+            tau = conv.checked_effort(cdr.read_float64_array(data), self.n)
         except ValueError as err:
             self.bad_commands += 1
-            self.get_logger().error(f"ignored torque command: {err}", throttle_duration_sec=1.0)
+            if self._log_throttle.ready("bad command"):
+                self.get_logger().error(f"ignored torque command: {err}")
             tau = None
         with self._cv:
             if tau is not None:
@@ -330,7 +334,7 @@ class SimNode(Node):
     def _publish_state(self, k: int) -> tuple[float, bool]:
         w = self.world
         t = w.clock
-        self._last_state = conv.joint_state(w.joint_names, w.q, w.qd, w.applied_torque, t)
+        self._last_state = cdr.joint_state(w.joint_names, w.q, w.qd, w.applied_torque, round(t * 1e9))
         sent = [(self.pub_js, self._last_state)]
         frame = k % self.steps_per_frame == 0
         ending = not self.episode_done and w.episode_time >= self.episode_duration - 1e-9

@@ -63,9 +63,10 @@ class TopicThread:
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def subscribe(self, msg_type, topic: str, callback: Callable, qos) -> Subscription:
-        """A subscription whose callback runs on this thread (call before start)."""
-        sub = self._node.create_subscription(msg_type, topic, callback, qos, callback_group=self._group)
+    def subscribe(self, msg_type, topic: str, callback: Callable, qos, raw: bool = False) -> Subscription:
+        """A subscription whose callback runs on this thread (call before start); raw: the callback
+        gets the serialized bytes."""
+        sub = self._node.create_subscription(msg_type, topic, callback, qos, callback_group=self._group, raw=raw)
         self._subs.append(sub)
         return sub
 
