@@ -46,7 +46,7 @@ class ComputedTorqueController:
     """
 
     def __init__(self, robot: RobotModel, kp, kd, joint_state_timeout: float = 0.05,
-                 desired_timeout: float = 0.5, max_extrapolation: float = 0.1):
+                 desired_timeout: float = 0.5, max_extrapolation: float = 0.2):
         self.robot = robot
         self.order = JointOrder(robot.joint_names, allow_extra=True)
         self.desired_order = JointOrder(robot.joint_names)

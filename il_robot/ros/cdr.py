@@ -124,6 +124,16 @@ def read_joint_state(data: bytes) -> JointStateData:
         raise ValueError(f"malformed JointState: {err}") from None
 
 
+def read_stamp(data: bytes) -> float:
+    """The header stamp (s) of a serialized message that starts with a std_msgs/Header."""
+    if data[:4] != CDR_LE:
+        return read_joint_state(data).stamp
+    if len(data) < 12:
+        raise ValueError("malformed message: shorter than its stamp")
+    sec, nanosec = _STAMP.unpack_from(data, _HEADER)
+    return sec + nanosec * 1e-9
+
+
 def joint_state(names, position, velocity, effort, stamp_ns: int, frame_id: str = "") -> bytes:
     """A serialized sensor_msgs/JointState (stamp in integer nanoseconds)."""
     w = _Writer()
@@ -167,5 +177,6 @@ def read_float64_array(data: bytes) -> np.ndarray:
         raise ValueError(f"malformed Float64MultiArray: {err}") from None
 
 
-__all__ = ["JointStateData", "float64_array", "joint_state", "read_float64_array", "read_joint_state"]
+__all__ = ["JointStateData", "float64_array", "joint_state", "read_float64_array", "read_joint_state",
+           "read_stamp"]
 

@@ -1,20 +1,16 @@
 """Read the newest message of a fast topic on demand, without a callback per message.
 
-The policy acts at 10-20 Hz but /joint_states arrives at 500-1000 Hz; a Python
-callback per joint state would cost more than the policy itself. The
+The simulated operator acts at 20 Hz but /joint_states arrives at 500-1000 Hz; a Python
+callback per joint state would cost more than the operator itself. The
 subscription lives on a helper node that no executor spins, and `take()`
-drains it when the policy ticks.
+drains it when the operator ticks.
 """
 
 from __future__ import annotations
 
-import time
-
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
-
-from il_robot.ros.conversions import from_time
 
 
 class LatestMessage:
@@ -33,18 +29,6 @@ class LatestMessage:
             if taken is None:
                 return self._latest
             self._latest = taken[0]
-
-    def take_stamped(self, stamp: float, timeout: float):
-        """Newest message, waiting up to `timeout` s (wall) for one stamped at `stamp` or later: a
-        frame is acted on with the joint state of its own instant, which a simulator publishes
-        just before it (on another topic, so it may be read a moment later). Falls back to the
-        newest; None before the first."""
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = self.take()
-            if msg is not None and from_time(msg.header.stamp) >= stamp - 1e-9 or time.monotonic() > deadline:
-                return msg
-            time.sleep(0.0002)
 
     def destroy(self) -> None:
         self._node.destroy_node()

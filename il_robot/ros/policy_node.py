@@ -24,7 +24,7 @@ from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
@@ -37,7 +37,7 @@ from il_robot.robot.resolved_rate import ResolvedRateController
 from il_robot.ros import conversions as conv
 from il_robot.graph import builtin_or
 from il_robot.ros.latched import LATCHED, LATCHED_LATEST
-from il_robot.ros.latest_message import LatestMessage
+from il_robot.ros.joint_state_history import JointStateHistory
 from il_robot.ros.params import declare
 from il_robot.ros.runner import run_node
 from il_robot.ros.topic_thread import TopicThread
@@ -108,7 +108,7 @@ class PolicyNode(Node):
         control.create_subscription(String, topics.EPISODE, self._on_episode, LATCHED)
         self.pub_desired = control.create_publisher(JointTrajectory, desired_topic, 10)
         self.pub_action = control.create_publisher(TwistStamped, topics.TIP_VELOCITY, 10)
-        self.joint_states = LatestMessage(self, JointState, topics.JOINT_STATES)
+        self.joint_states = JointStateHistory(self, topics.JOINT_STATES)
         control.create_subscription(Image, topics.IMAGE, self._on_image, qos_profile_sensor_data)
         control.create_subscription(PoseArray, topics.OBJECT_POSES, self._on_objects, 10)
         control.create_subscription(TwistStamped, teleop_topic, self._on_command, 10)
@@ -254,11 +254,11 @@ class PolicyNode(Node):
             if self.lockstep and self._last_desired is not None:
                 self.pub_desired.publish(self._last_desired)
             return
-        js = self.joint_states.take_stamped(t, JOINT_STATE_WAIT)
+        js = self.joint_states.at(t, JOINT_STATE_WAIT)   # the arm as the frame saw it (a lagging camera)
         if js is None:
             self.get_logger().warning("no /joint_states yet: not acting", throttle_duration_sec=2.0)
             return
-        if conv.from_time(js.header.stamp) < t - 1e-9:
+        if js.stamp < t - 1e-9:
             self.get_logger().warning(
                 f"no joint state stamped at the frame ({t:.3f} s) after {JOINT_STATE_WAIT} s: acting on an "
                 "older one (are the camera and the arm on one clock?)", throttle_duration_sec=5.0)

@@ -8,8 +8,11 @@ object poses at camera rate; applies /effort_controller/commands. Two modes:
   between an episode's end and the next reset, so results do not depend on
   machine speed and a run replays: the evaluation mode.
 
-Physics and rendering run in one dedicated thread (the GL context belongs to
-it); ROS callbacks run in the executor thread and hand data over under a lock.
+Physics runs in a dedicated thread; in realtime mode a camera thread renders
+(the GL context belongs to it), the torque commands arrive on a thread of their
+own as CDR bytes, and the process runs at realtime priority but its renderer
+(docs/realtime.md). Other ROS callbacks run in the executor thread; data is
+handed over under a lock.
 """
 
 from __future__ import annotations
