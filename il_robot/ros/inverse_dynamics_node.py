@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -131,15 +132,23 @@ class InverseDynamicsNode(Node):
         # The executor is left the parameters.
         self._lock = threading.Lock()   # the controller: torque thread, parameters
         self._log_throttle = LogThrottle(LOG_PERIOD)
-        self.torque_thread = TopicThread(self, "torque", on_idle=self._watchdog,
-                                         idle_period=1.0 / watchdog_rate,
-                                         priority=self.realtime_priority())
-        self.torque_thread.follow_clock()
-        self.torque_thread.subscribe(JointTrajectory, desired_topic, self._on_desired, 10)
-        # Joint states as bytes, read with numpy (ros/cdr.py): a Python message costs more than the control.
-        self.torque_thread.subscribe(JointState, topics.JOINT_STATES, self._on_joint_state, 10, raw=True)
-        self.topic_threads = [self.torque_thread]
-        self.torque_thread.start()
+        # Joint states come as bytes, read with numpy (ros/cdr.py): a Python message costs more than the
+        # control. Lockstep keeps the executor, one callback at a time in arrival order: there speed does
+        # not matter, and with the torque thread a replay was not bit-exact (the order in which /clock,
+        # desired motion and states were taken differed from run to run; not pinned down).
+        self.topic_threads: list[TopicThread] = []
+        if self.lockstep:
+            self.create_subscription(JointTrajectory, desired_topic, self._on_desired, 10)
+            self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, 10, raw=True)
+            self.create_timer(1.0 / watchdog_rate, self._watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        else:
+            self.torque_thread = TopicThread(self, "torque", on_idle=self._watchdog,
+                                             idle_period=1.0 / watchdog_rate, priority=self.realtime_priority())
+            self.torque_thread.follow_clock()
+            self.torque_thread.subscribe(JointTrajectory, desired_topic, self._on_desired, 10)
+            self.torque_thread.subscribe(JointState, topics.JOINT_STATES, self._on_joint_state, 10, raw=True)
+            self.topic_threads.append(self.torque_thread)
+            self.torque_thread.start()
         self.get_logger().info(
             f"computed-torque control of {self.robot.joint_names}; torque limits "
             f"{np.round(self.robot.limits.tau_max, 1).tolist()} Nm, speed limits "
