@@ -112,11 +112,14 @@ class PolicyNode(Node):
         control.create_subscription(Image, topics.IMAGE, self._on_image, qos_profile_sensor_data)
         control.create_subscription(PoseArray, topics.OBJECT_POSES, self._on_objects, 10)
         control.create_subscription(TwistStamped, teleop_topic, self._on_command, 10)
-        # /clock (100 Hz on sim time) moves both nodes' clocks from a thread of its own: through an
-        # executor it would cost more CPU than the policy's own 20 Hz work.
+        # /clock (100 Hz on sim time) moves this node's clock (parameters only) from a thread of its own:
+        # through an executor it costs more CPU than the policy's own 20 Hz work. The control node keeps
+        # /clock on its executor: taken in order with the frames, the clock has reached a new episode's
+        # first frame when the frame is judged (from another thread it lagged, and that frame was
+        # discarded as stamped a second ahead).
         self.clock_thread = TopicThread(self, "clock")
         self.topic_threads = [self.clock_thread]
-        if self.clock_thread.follow_clock(self) | self.clock_thread.follow_clock(control):
+        if self.clock_thread.follow_clock(self):
             self.clock_thread.start()
         self.get_logger().info(f"policy '{self.policy_name}' at {self.rate_hz:g} Hz -> '{desired_topic}'")
 
