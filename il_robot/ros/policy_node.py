@@ -112,14 +112,11 @@ class PolicyNode(Node):
         control.create_subscription(Image, topics.IMAGE, self._on_image, qos_profile_sensor_data)
         control.create_subscription(PoseArray, topics.OBJECT_POSES, self._on_objects, 10)
         control.create_subscription(TwistStamped, teleop_topic, self._on_command, 10)
-        # /clock (100 Hz on sim time) moves this node's clock (parameters only) from a thread of its own:
-        # through an executor it costs more CPU than the policy's own 20 Hz work. The control node keeps
-        # /clock on its executor: taken in order with the frames, the clock has reached a new episode's
-        # first frame when the frame is judged (from another thread it lagged, and that frame was
-        # discarded as stamped a second ahead).
+        # /clock (100 Hz on sim time) moves both nodes' clocks from a thread of its own: through an
+        # executor it would cost more CPU than the policy's own 20 Hz work.
         self.clock_thread = TopicThread(self, "clock")
         self.topic_threads = [self.clock_thread]
-        if self.clock_thread.follow_clock(self):
+        if self.clock_thread.follow_clock(self) | self.clock_thread.follow_clock(control):
             self.clock_thread.start()
         self.get_logger().info(f"policy '{self.policy_name}' at {self.rate_hz:g} Hz -> '{desired_topic}'")
 
@@ -239,7 +236,9 @@ class PolicyNode(Node):
             with self._lock:
                 self.rr.reset()
         off = t - now
-        if abs(off) <= self.stamp_tolerance:
+        # Lockstep: the simulator is the only clock, and its /clock may reach this node after a new
+        # episode's first frame (a second ahead): the clock lags, the frame is good.
+        if abs(off) <= self.stamp_tolerance or self.lockstep and off > 0.0:
             return True
         self.frames_discarded += 1
         self.get_logger().warning(
