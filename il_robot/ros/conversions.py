@@ -44,11 +44,6 @@ def effort_command(tau) -> Float64MultiArray:
     return msg
 
 
-def effort_values(msg: Float64MultiArray, n: int) -> np.ndarray:
-    """Validated torques; raises ValueError on wrong size or non-finite values."""
-    return checked_effort(np.asarray(msg.data, dtype=float), n)
-
-
 def checked_effort(tau: np.ndarray, n: int) -> np.ndarray:
     """tau itself when it holds n finite torques; raises ValueError otherwise."""
     if tau.shape != (n,):
