@@ -278,7 +278,8 @@ def run(args) -> int:
         tecnet_bench.print_tecnet(r)
         if args.episodes and args.tecnet_demo_dir:
             r["episodes"] = e = tecnet_bench.run_episodes(args.tecnet_dir, args.tecnet_demo_dir, args.episodes,
-                                                          args.tasks, args.seed, args.shots, args.demo_skill)
+                                                          args.tasks, args.seed, args.shots, args.demo_skill,
+                                                          workers=args.workers)
             tecnet_bench.print_episodes(e)
         elif args.episodes:
             print("tecnet: --episodes needs --tecnet-demo-dir (the demos that name each episode's task)")

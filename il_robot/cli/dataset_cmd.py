@@ -53,12 +53,15 @@ def add_parser(sub) -> None:
     c.set_defaults(func=run_check)
 
     d = verbs.add_parser(
-        "dagger", help="add corrective episodes: a TecNet model drives, the scripted expert labels (sim only)",
-        description="DAgger in the simulator: for each train task, one episode driven by the exported TecNet "
-                    "model (conditioned on the task's first demo in the dataset), with the scripted expert's "
-                    "action recorded at every frame it reaches. The episodes join DATASET as control-only "
+        "dagger", help="add corrective episodes: a TecNet model drives, the scripted expert or a person labels",
+        description="DAgger: for each train task, one episode driven by the exported TecNet model (conditioned "
+                    "on the task's first demo in the dataset). The episodes join DATASET as control-only "
                     "episodes (skill 'correction'); then continue training with `il-robot train tecnet "
-                    "--resume`. The expert reads the simulator's object poses, so this needs the simulator.")
+                    "--init-from`. An expert labeller (simulator only: it reads the object poses) records its "
+                    "action at every frame the model reaches, in parallel in-process episodes. --labeller human "
+                    "(human-gated DAgger, the real-arm way): through the ROS graph, an --operator watches and "
+                    "takes over where the model goes wrong (joystick takeover button, or t at the keyboard); "
+                    "the frames they drove, labelled with their command, are the correction episodes.")
     d.add_argument("dataset", metavar="DATASET", help="dataset directory (il-robot dataset build), changed in place")
     d.add_argument("--model-dir", required=True, metavar="DIR", help="exported TecNet model that drives")
     d.add_argument("--num-tasks", type=int, default=None, help="train tasks 0..N-1 (default: all in the dataset)")
@@ -66,17 +69,24 @@ def add_parser(sub) -> None:
     d.add_argument("--beta", type=float, default=0.0,
                    help="probability per tick that the expert's action is executed instead of the model's "
                         "(1: the expert drives, giving extra expert-labelled episodes at new placements quickly)")
-    d.add_argument("--labeller", choices=LABELLERS, default="continuous",
+    d.add_argument("--labeller", choices=LABELLERS + ("human",), default="continuous",
                    help="the expert that labels: continuous (default; what the shipped model's last fine-tune "
                         "learned from: its action is a function of the current scene alone, with no edge near "
                         "the approach point for a learner a little off to hover on), phased (the demonstrating "
                         "expert's phases with the descent funnel; after a slip it says 'up' where on arrival it "
                         "says 'down'), memoryless (scene alone, but 'rise first' and 'descend' meet at a line "
                         "2 cm from the approach point) or low-lift (phased, but a lift after a slip ends at the "
-                        "funnel's height). "
+                        "funnel's height); human: a person or the simulated corrector takes over (--operator). "
                         "README: what fine-tunes on each gave")
+    d.add_argument("--operator", default="sim:expert",
+                   help="--labeller human: who corrects: joy (a person's joystick, a joy driver on /joy), keyboard "
+                        "(this terminal) or sim:expert|okay|poor (the simulated corrector, unattended; default)")
+    d.add_argument("--bags", metavar="DIR", help="--labeller human: where the round's bags go (default "
+                   "DATASET-corrections/roundR beside the dataset); bags already there are not recorded again")
+    d.add_argument("--episode-duration", type=float, default=10.0, help="--labeller human: s of sim time per episode")
     d.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel sim processes")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--json", metavar="FILE", help="also write the round's summary as JSON")
     d.set_defaults(func=run_dagger)
 
 
@@ -206,6 +216,8 @@ LABELLERS = ("phased", "memoryless", "low-lift", "continuous")     # = il_robot.
 
 
 def run_dagger(args) -> int:
+    if args.labeller == "human":
+        return run_human_dagger(args)
     from il_robot.learning.dagger import collect_corrections
 
     summary = collect_corrections(args.dataset, args.model_dir, args.round, args.beta, args.num_tasks,
@@ -214,4 +226,21 @@ def run_dagger(args) -> int:
           f"added to {args.dataset}; " + (f"the model alone succeeded in {summary['learner_success']:.0%} of them"
           if args.beta == 0 else f"with the expert acting on {args.beta:.0%} of the ticks, "
                                  f"{summary['learner_success']:.0%} of them succeeded"))
+    from il_robot.cli.main import write_json
+    write_json(args.json, summary)
     return 0
+
+
+def run_human_dagger(args) -> int:
+    from il_robot.cli.main import write_json
+    from il_robot.human_dagger import collect_human_corrections
+
+    summary = collect_human_corrections(args.dataset, args.model_dir, args.round, args.operator, args.num_tasks,
+                                        args.bags, episode_duration=args.episode_duration)
+    rate = summary["learner_success"]
+    print(f"dagger round {summary['round']} ({args.operator} correcting): {summary['episodes']} episodes, taken over "
+          f"in {summary['taken_over']} ({summary['takeover_frames']} frames); {summary['corrections_added']} "
+          f"correction episodes added to {args.dataset}; the model alone succeeded in "
+          + ("-" if rate is None else f"{rate:.0%}") + " of them")
+    write_json(getattr(args, "json", None), summary)
+    return 1 if summary["interrupted"] else 0

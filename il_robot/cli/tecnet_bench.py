@@ -30,6 +30,8 @@ def add_arguments(p) -> None:
                         "conditioned on --shots bags of its own task")
     g.add_argument("--shots", type=int, default=1, help="demos per episode with --tecnet-demo-dir (default 1)")
     g.add_argument("--demo-skill", default="any", help="only demos of this operator skill (default any)")
+    g.add_argument("--workers", type=int, default=1,
+                   help="with --episodes: share the episodes out to this many processes (default 1)")
 
 
 def first_demo(demo_dir: str | None, task_set: str = "heldout", skill: str = "any") -> str | None:
@@ -86,39 +88,60 @@ def _bench(model_dir: str | None, demo: str | None, ticks: int, pinned: int | No
 
 
 def run_episodes(model_dir: str | None, demo_dir: str, episodes: int, task_set: str = "heldout", seed: int = 0,
-                 shots: int = 1, skill: str = "any", progress=print) -> dict:
-    """In-process episodes of the TecNet policy, planned as `il-robot eval` plans them."""
+                 shots: int = 1, skill: str = "any", progress=print, workers: int = 1) -> dict:
+    """In-process episodes of the TecNet policy, planned as `il-robot eval` plans them; with workers > 1
+    the plan is shared out to that many processes (an episode's result does not depend on which)."""
+    from il_robot.cli.eval_cmd import episode_plan
+    from il_robot.policies.tecnet import default_model_dir
+
+    model_dir = str(model_dir or default_model_dir())
+    plan = list(enumerate(episode_plan(task_set, episodes, seed)))
+    workers = max(1, min(workers, len(plan)))
+    if workers == 1:
+        rows = _episodes(model_dir, demo_dir, task_set, plan, shots, skill, progress, len(plan))
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            parts = [pool.submit(_episodes, model_dir, demo_dir, task_set, plan[w::workers], shots, skill, print,
+                                 len(plan)) for w in range(workers)]
+            rows = sorted((r for part in parts for r in part.result()), key=lambda r: r["index"])
+    d = np.array([r["final_distance"] for r in rows])
+    return {"model_dir": model_dir, "tasks": task_set, "seed": seed, "shots": shots, "demo_skill": skill,
+            "episodes": len(rows), "successes": int(sum(r["success"] for r in rows)),
+            "success_rate": float(np.mean([r["success"] for r in rows])),
+            "final_distance_median": float(np.median(d)), "workers": workers, "per_episode": rows}
+
+
+def _episodes(model_dir: str, demo_dir: str, task_set: str, plan: list, shots: int, skill: str, progress,
+              total: int) -> list[dict]:
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from il_robot.cli.eval_cmd import episode_plan, task_demos
-    from il_robot.policies.tecnet import TecNetModel, TecNetPolicy, default_model_dir
+    from il_robot.cli.eval_cmd import task_demos
+    from il_robot.policies.tecnet import TecNetModel, TecNetPolicy
     from il_robot.rollout import InProcessStack
     from il_robot.sim.tasks import make_task
     from il_robot.sim.world import PushingWorld
 
-    model = TecNetModel(model_dir or default_model_dir())
-    plan = episode_plan(task_set, episodes, seed)
-    world = PushingWorld(make_task(task_set, plan[0][0]))
+    model = TecNetModel(model_dir)
+    world = PushingWorld(make_task(task_set, plan[0][1][0]))
     rows = []
     try:
         stack = InProcessStack(world)
-        for i, (index, episode_seed) in enumerate(plan):
+        for i, (index, episode_seed) in plan:
             world.use_task(make_task(task_set, index))
             demos = task_demos(demo_dir, task_set, index, shots, skill)
             policy = TecNetPolicy.conditioned(model, demos)
             t0 = time.monotonic()
             r = stack.run_episode(policy, episode_seed, 10.0)
-            rows.append({"task": r.task, "seed": episode_seed, "success": bool(r.success),
+            rows.append({"index": i, "task": r.task, "seed": episode_seed, "success": bool(r.success),
                          "final_distance": float(r.final_distance), "wall_time": time.monotonic() - t0,
                          "demos": demos})
-            progress(f"[{i + 1}/{len(plan)}] {r.task} seed {episode_seed}: {'success' if r.success else 'failure'}, "
+            progress(f"[{i + 1}/{total}] {r.task} seed {episode_seed}: {'success' if r.success else 'failure'}, "
                      f"{r.final_distance * 100:.1f} cm, {rows[-1]['wall_time']:.1f} s wall")
     finally:
         world.close()
-    d = np.array([r["final_distance"] for r in rows])
-    return {"model_dir": str(model.dir), "tasks": task_set, "seed": seed, "shots": shots, "demo_skill": skill,
-            "episodes": len(rows), "successes": int(sum(r["success"] for r in rows)),
-            "success_rate": float(np.mean([r["success"] for r in rows])),
-            "final_distance_median": float(np.median(d)), "per_episode": rows}
+    return rows
 
 
 def print_episodes(fig: dict) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 TORCH_HINT = "training needs the training extras (torch, onnx): IL_ROBOT_EXTRAS=train bash scripts/setup.sh"
 
@@ -54,7 +55,14 @@ def add_parser(sub) -> None:
 
 def add_run_arguments(p, model: str, data_help: str, set_example: str, resumable: str) -> None:
     """What every `train MODEL` takes: data, run directory, config and overrides, steps, device, resume."""
-    p.add_argument("--data", required=True, metavar="DIR", help=data_help)
+    p.add_argument("--recipe", metavar="NAME|YAML",
+                   help=f"run a whole recipe instead of one training: demos, dataset, training, DAgger rounds, "
+                        f"selection on val, held-out evaluation and a model directory with its card, each stage "
+                        f"into OUT and skipped when already done there (run the same command again to resume). "
+                        f"A file, or a name under config/recipes/: {model} (the shipped model), {model}-tiny "
+                        f"(a few minutes). Replaces --data, --config, --set, --steps, --init-from and --resume")
+    p.add_argument("--until", metavar="STAGE", help="with --recipe: stop after this stage")
+    p.add_argument("--data", metavar="DIR", help=data_help + " (required without --recipe)")
     p.add_argument("--out", required=True, metavar="DIR", help="run directory (created)")
     p.add_argument("--config", metavar="YAML",
                    help=f"hyperparameters (default: the package's config/{model}.yaml, documented there)")
@@ -80,18 +88,50 @@ def default_config(model: str):
     return path if path.is_file() else None
 
 
+def run_recipe(args) -> int:
+    """`train MODEL --recipe R --out RUN`: the stages of R, resumable; see il_robot.recipes."""
+    from il_robot.recipes.runner import run_recipe as run
+    from il_robot.recipes.spec import find_recipe, load_recipe
+
+    given = [flag for flag, value in (("--data", args.data), ("--config", args.config), ("--set", args.set),
+                                      ("--steps", args.steps), ("--init-from", getattr(args, "init_from", None)),
+                                      ("--resume", args.resume), ("--no-export", args.no_export)) if value]
+    if given:
+        raise ValueError(f"{', '.join(given)}: not with --recipe (the recipe holds the settings; running it "
+                         "again with the same --out resumes it)")
+    path = find_recipe(args.recipe)
+    if load_recipe(path).model != args.model:
+        raise ValueError(f"{path} is a {load_recipe(path).model} recipe, not {args.model}")
+    report = run(path, args.out, device=args.device, until=args.until)
+    print(f"run directory: {args.out} (report.json, log.txt"
+          f"{', model/ with MODEL.md' if (Path(args.out) / 'model' / 'MODEL.md').is_file() else ''}); "
+          f"{len(report['stages'])} stages done")
+    return 0
+
+
+def _need_data(args) -> None:
+    if args.until:
+        raise ValueError("--until is for --recipe")
+    if not args.data:
+        raise ValueError("--data DIR is required (or --recipe)")
+
+
 def run_tecnet(args) -> int:
+    if args.recipe:
+        return run_recipe(args)
+    _need_data(args)
     # OpenMP threads that spin while waiting collapse throughput (10x measured) when another process
     # holds a core; passive waiting keeps all-cores training as fast as one thread on a busy machine.
     # libgomp reads this once, when torch loads, hence before the import.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        from il_robot.learning import tecnet_train
+        from il_robot.learning.tecnet import train as tecnet_train
+        from il_robot.learning.tecnet.config import load_config
     except ImportError as err:
         raise RuntimeError(f"{TORCH_HINT} ({err})") from None
     if args.resume and (args.config or args.set or args.init_from):
         raise ValueError("--resume continues with the run's own config and weights; drop --config/--set/--init-from")
-    cfg = None if args.resume else tecnet_train.load_config(args.config or default_config("tecnet"), args.set)
+    cfg = None if args.resume else load_config(args.config or default_config("tecnet"), args.set)
     summary = tecnet_train.train(args.data, args.out, cfg, steps=args.steps, device=args.device,
                                  resume=args.resume, progress=not args.quiet, export=not args.no_export,
                                  init_from=args.init_from)
@@ -104,6 +144,9 @@ def run_tecnet(args) -> int:
 
 
 def run_planet(args) -> int:
+    if args.recipe:
+        return run_recipe(args)
+    _need_data(args)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # see run_tecnet
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:

@@ -1,0 +1,157 @@
+"""A recipe: the named stages that make a shipped model, read strictly from YAML.
+
+A typo in a recipe must fail before an hour of work, not be ignored, so every stage kind declares
+its keys, and references between stages (a train stage's dataset, a DAgger stage's model) must name
+an earlier stage of the right kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+MODELS = ("tecnet", "planet")
+
+REQUIRED = object()
+# kind -> {key: default}. Every key a stage may carry is here.
+STAGE_KEYS: dict[str, dict] = {
+    "record": {"tasks": REQUIRED, "num_tasks": REQUIRED, "first_task": 0, "demos_per_task": 1,
+               "operators": ["expert"], "seed": 0, "workers": 0},
+    "dataset": {"demos": REQUIRED},
+    "train": {"dataset": "", "init_from": "", "steps": None, "config": "", "set": {}, "rounds": [],
+              "world_model": "positions", "collect_every": None},
+    "dagger": {"dataset": REQUIRED, "model": REQUIRED, "labeller": "continuous", "beta": 0.0, "num_tasks": None,
+               "workers": 0},
+    "select": {"candidates": REQUIRED, "demos": "", "tasks": "val", "episodes": 20, "shots": 1,
+               "demo_skill": "expert", "workers": 0},
+    "eval": {"model": REQUIRED, "demos": REQUIRED, "tasks": "heldout", "runs": REQUIRED},
+    "package": {"model": REQUIRED, "demos": REQUIRED, "evals": [], "ship_demo_skill": "expert"},
+}
+EVAL_RUN_KEYS = {"name": REQUIRED, "episodes": REQUIRED, "shots": 1, "demo_skill": "any", "via": "graph", "workers": 0}
+# Which kinds a reference may name: a model comes from a train stage or a selection among them.
+MODEL_KINDS = ("train", "select")
+REFERENCES = {  # kind -> {key: kinds it may name}
+    "dataset": {"demos": ("record",)},
+    "train": {"dataset": ("dataset",), "init_from": MODEL_KINDS, "rounds": ("dagger",)},
+    "dagger": {"dataset": ("dataset",), "model": MODEL_KINDS},
+    "select": {"candidates": ("train",), "demos": ("record",)},
+    "eval": {"model": MODEL_KINDS, "demos": ("record",)},
+    "package": {"model": MODEL_KINDS, "demos": ("record",), "evals": ("eval",)},
+}
+
+
+class RecipeError(ValueError):
+    pass
+
+
+@dataclass
+class Stage:
+    name: str
+    kind: str
+    settings: dict
+
+    def __getitem__(self, key):
+        return self.settings[key]
+
+
+@dataclass
+class Recipe:
+    path: Path
+    model: str
+    description: str
+    stages: list[Stage] = field(default_factory=list)
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+    def dagger_round(self, name: str) -> int:
+        """DAgger rounds are numbered by their order in the recipe (1, 2, ...): a stage keeps its round."""
+        return [s.name for s in self.stages if s.kind == "dagger"].index(name) + 1
+
+
+def _filled(keys: dict, values: dict, where: str) -> dict:
+    unknown = sorted(set(values) - set(keys))
+    if unknown:
+        raise RecipeError(f"{where}: unknown key(s) {unknown}; known: {sorted(keys)}")
+    missing = sorted(k for k, d in keys.items() if d is REQUIRED and values.get(k) is None)
+    if missing:
+        raise RecipeError(f"{where}: missing {missing}")
+    return {k: values.get(k, d) for k, d in keys.items()}
+
+
+def _names(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def parse_recipe(values: dict, path: Path) -> Recipe:
+    if not isinstance(values, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping with model, description and stages")
+    unknown = sorted(set(values) - {"model", "description", "stages"})
+    if unknown:
+        raise RecipeError(f"{path}: unknown key(s) {unknown}; known: ['description', 'model', 'stages']")
+    model = values.get("model")
+    if model not in MODELS:
+        raise RecipeError(f"{path}: model must be one of {list(MODELS)}, got {model!r}")
+    stages_in = values.get("stages")
+    if not isinstance(stages_in, dict) or not stages_in:
+        raise RecipeError(f"{path}: stages must be a non-empty mapping name -> settings")
+    recipe = Recipe(Path(path), model, str(values.get("description", "")).strip())
+    seen: dict[str, str] = {}
+    for name, raw in stages_in.items():
+        where = f"{path}: stage {name!r}"
+        if not isinstance(raw, dict) or raw.get("kind") not in STAGE_KEYS:
+            raise RecipeError(f"{where}: needs kind: one of {sorted(STAGE_KEYS)}")
+        if not str(name).replace("-", "").replace("_", "").isalnum():
+            raise RecipeError(f"{where}: a stage name is letters, digits, - and _ (it names a directory)")
+        kind = raw["kind"]
+        settings = _filled(STAGE_KEYS[kind], {k: v for k, v in raw.items() if k != "kind"}, f"{where} ({kind})")
+        for key, kinds in REFERENCES.get(kind, {}).items():
+            for ref in _names(settings[key]):
+                if kind == "train" and key == "init_from" and ref not in seen:
+                    continue    # a path to a checkpoint or a model directory
+                if seen.get(ref) not in kinds:
+                    raise RecipeError(f"{where}: {key} {ref!r} is not an earlier stage of kind {' or '.join(kinds)}")
+        if kind == "train" and model == "tecnet" and not settings["dataset"]:
+            raise RecipeError(f"{where}: a tecnet train stage needs dataset: <a dataset stage>")
+        if kind == "eval":
+            runs = settings["runs"]
+            if not isinstance(runs, list) or not runs:
+                raise RecipeError(f"{where}: runs must be a list of {{name, episodes, shots, demo_skill, via}}")
+            settings["runs"] = [_filled(EVAL_RUN_KEYS, r or {}, f"{where} run {i}") for i, r in enumerate(runs)]
+            for r in settings["runs"]:
+                if r["via"] not in ("graph", "inprocess"):
+                    raise RecipeError(f"{where}: run {r['name']!r}: via is graph or inprocess")
+        if not isinstance(settings.get("set", {}), dict):
+            raise RecipeError(f"{where}: set is a mapping section.key: value")
+        seen[str(name)] = kind
+        recipe.stages.append(Stage(str(name), kind, settings))
+    return recipe
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise RecipeError(f"cannot read recipe {path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    return parse_recipe(values, path)
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """A recipe file, or the name of one under the package's config/recipes/ (e.g. `tecnet`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    from il_robot.paths import config_file
+
+    try:
+        candidate = config_file(f"recipes/{name_or_path.removesuffix('.yaml')}.yaml")
+    except FileNotFoundError:
+        candidate = None
+    if candidate is not None and Path(candidate).is_file():
+        return Path(candidate)
+    raise RecipeError(f"no recipe {name_or_path!r}: not a file, nor a name under config/recipes/")
