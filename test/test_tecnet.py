@@ -353,7 +353,7 @@ def trained_run(tmp_path_factory, demo_bags):
 
 @needs_torch
 def test_training_writes_checkpoints_logs_plots_and_model(trained_run):
-    from il_robot.learning.tecnet_train import load_checkpoint
+    from il_robot.learning.tecnet.checkpoint import load_checkpoint
 
     run = trained_run / "run"
     for name in ("checkpoints/last.pt", "checkpoints/best.pt", "train_log.csv", "val_log.csv", "curves.png",
@@ -395,7 +395,7 @@ def test_onnxruntime_matches_torch(trained_run):
     import onnxruntime as ort
     import torch
 
-    from il_robot.learning.tecnet_train import load_checkpoint, model_from_checkpoint
+    from il_robot.learning.tecnet.checkpoint import load_checkpoint, model_from_checkpoint
 
     run = trained_run / "run"
     meta = json.loads((run / "onnx" / "metadata.json").read_text())
@@ -423,9 +423,9 @@ def test_runtime_policy_reproduces_training_preprocessing(trained_run, demo_bags
     import torch
 
     from il_robot.data.dataset import load_dataset
-    from il_robot.learning.tecnet_data import Normalisation, demo_frames, to_nchw
-    from il_robot.learning.tecnet_model import sentence_from
-    from il_robot.learning.tecnet_train import load_checkpoint, model_from_checkpoint
+    from il_robot.learning.tecnet.data import Normalisation, demo_frames, to_nchw
+    from il_robot.learning.tecnet.model import sentence_from
+    from il_robot.learning.tecnet.checkpoint import load_checkpoint, model_from_checkpoint
     from il_robot.robot.model import RobotModel
 
     run = trained_run / "run"
@@ -457,8 +457,9 @@ def test_export_cli_refuses_to_overwrite_and_checks_agreement(trained_run, tmp_p
     import torch
 
     from il_robot.cli.main import main
-    from il_robot.learning.onnx_export import ExportError, verify
-    from il_robot.learning.tecnet_train import load_checkpoint, model_from_checkpoint
+    from il_robot.learning.onnx_graphs import ExportError
+    from il_robot.learning.tecnet.export import verify
+    from il_robot.learning.tecnet.checkpoint import load_checkpoint, model_from_checkpoint
 
     ckpt = trained_run / "run" / "checkpoints" / "last.pt"
     out = tmp_path / "models" / "tecnet"
@@ -476,7 +477,7 @@ def test_export_cli_refuses_to_overwrite_and_checks_agreement(trained_run, tmp_p
 
 @needs_torch
 def test_config_errors_are_clear(tmp_path):
-    from il_robot.learning.tecnet_train import load_config
+    from il_robot.learning.tecnet.config import load_config
     from il_robot.paths import config_file
 
     cfg = load_config(config_file("tecnet.yaml"))
@@ -530,8 +531,8 @@ def test_control_loss_weighs_demos_by_operator_skill():
     """A demo of weight 0 (a poor operator, by default) adds nothing to the control loss."""
     import torch
 
-    from il_robot.learning.tecnet_data import DataConfig, control_weight
-    from il_robot.learning.tecnet_model import control_loss
+    from il_robot.learning.tecnet.data import DataConfig, control_weight
+    from il_robot.learning.tecnet.model import control_loss
 
     cfg = DataConfig(control_weights={"okay": 0.5, "poor": 0.0})
     assert [control_weight({"skill": s}, cfg) for s in ("expert", "okay", "poor", None)] == [1.0, 0.5, 0.0, 1.0]
@@ -589,9 +590,11 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
 
     from il_robot.cli.main import main
     from il_robot.data.dataset import load_dataset
-    from il_robot.learning import tecnet_data as data
-    from il_robot.learning.tecnet_train import TecNetConfig, batch_losses, load_checkpoint, model_from_checkpoint
-    from il_robot.learning.tecnet_model import state_layout
+    from il_robot.learning.tecnet import data
+    from il_robot.learning.tecnet.checkpoint import load_checkpoint, model_from_checkpoint
+    from il_robot.learning.tecnet.config import TecNetConfig
+    from il_robot.learning.tecnet.train import batch_losses
+    from il_robot.learning.tecnet.model import state_layout
     from il_robot.policies.tecnet_state import state_size
 
     dataset = Path(shutil.copytree(trained_run / "data", tmp_path / "data"))
@@ -661,7 +664,7 @@ def test_keypoints_locate_a_bright_spot_and_gain_sharpens_them():
     """Spatial softmax reads where a feature is; on unit-scale features only a gain makes it precise."""
     import torch
 
-    from il_robot.learning.tecnet_model import ConvEncoder, ModelConfig, spatial_softmax
+    from il_robot.learning.tecnet.model import ConvEncoder, ModelConfig, spatial_softmax
 
     h = torch.zeros(1, 1, 32, 32)
     h[0, 0, 8, 24] = 3.0                                  # a normalised feature peak, row 8, column 24
@@ -678,7 +681,7 @@ def test_keypoints_locate_a_bright_spot_and_gain_sharpens_them():
 
 def test_control_images_keep_their_place_while_demo_frames_shift():
     """The camera is fixed: the control net's images are not shifted unless asked; the embedded frames are."""
-    from il_robot.learning.tecnet_data import DataConfig, Demo, Normalisation, TaskBatchSampler
+    from il_robot.learning.tecnet.data import DataConfig, Demo, Normalisation, TaskBatchSampler
 
     rng = np.random.default_rng(0)
     demos = []
@@ -700,7 +703,7 @@ def test_control_images_keep_their_place_while_demo_frames_shift():
 
 def test_task_hue_augment_recolours_objects_alike_within_a_task_and_keeps_the_scene():
     """A turned task is a new colour of target in every one of its frames; table and goal stay as they are."""
-    from il_robot.learning.tecnet_data import turn_hue
+    from il_robot.learning.augment import turn_hue
 
     image = np.zeros((1, 4, 4, 3), np.uint8)
     image[..., :] = (140, 110, 80)              # table brown, saturation about 110/255... kept below the threshold
@@ -714,7 +717,7 @@ def test_task_hue_augment_recolours_objects_alike_within_a_task_and_keeps_the_sc
 
 
 def test_sampler_turns_each_task_by_one_hue_for_all_its_demos():
-    from il_robot.learning.tecnet_data import DataConfig, Demo, Normalisation, TaskBatchSampler
+    from il_robot.learning.tecnet.data import DataConfig, Demo, Normalisation, TaskBatchSampler
 
     orange = np.zeros((3, 8, 8, 3), np.uint8)
     orange[..., :] = (255, 80, 0)
@@ -732,7 +735,7 @@ def test_sampler_turns_each_task_by_one_hue_for_all_its_demos():
 
 def test_idle_frames_are_thinned_from_control_samples():
     """Standing-still frames (the seconds after a push) make up only `idle_keep` of what control sees."""
-    from il_robot.learning.tecnet_data import Demo, control_frames
+    from il_robot.learning.tecnet.data import Demo, control_frames
 
     action = np.zeros((1000, 3), np.float32)
     action[:300, 0] = 0.1                                   # 300 moving frames, then 700 standing still
@@ -747,7 +750,7 @@ def test_idle_frames_are_thinned_from_control_samples():
 @needs_torch
 def test_init_from_starts_a_new_run_from_a_checkpoint_with_new_settings(trained_run, tmp_path):
     from il_robot.cli.main import main
-    from il_robot.learning.tecnet_train import load_checkpoint
+    from il_robot.learning.tecnet.checkpoint import load_checkpoint
 
     source = trained_run / "run" / "checkpoints" / "last.pt"
     out = tmp_path / "finetune"
@@ -766,7 +769,7 @@ def test_joint_velocities_can_be_dropped_from_a_trained_model(trained_run, tmp_p
     """qd lets a policy copy its own motion (and stand still once still); a fine-tune can drop it, and the
     runtime then feeds q and the tip position only."""
     from il_robot.cli.main import main
-    from il_robot.learning.tecnet_train import load_checkpoint
+    from il_robot.learning.tecnet.checkpoint import load_checkpoint
 
     data_dir = str(trained_run / "data")
     assert main(["train", "tecnet", "--data", data_dir, "--out", str(tmp_path / "qd"), "--quiet", "--no-export",
@@ -793,8 +796,8 @@ def test_init_from_an_exported_model_directory_reads_its_weights_back(trained_ru
     """A shipped model has graphs, not a checkpoint: --init-from MODEL_DIR rebuilds the torch weights from
     the ONNX graphs (layer norms and the split first conv included) and fine-tunes from them."""
     from il_robot.cli.main import main
-    from il_robot.learning.tecnet_import import checkpoint_from_model_dir
-    from il_robot.learning.tecnet_train import load_checkpoint
+    from il_robot.learning.tecnet.import_onnx import checkpoint_from_model_dir
+    from il_robot.learning.tecnet.checkpoint import load_checkpoint
 
     exported = trained_run / "run" / "onnx"
     meta = json.loads((exported / "metadata.json").read_text())
@@ -815,7 +818,7 @@ def test_shipped_tecnet_weights_can_be_read_back_for_fine_tuning():
 
     if not HAS_TORCH or not (models_dir() / "tecnet" / "metadata.json").exists():
         pytest.skip("needs torch and the shipped models/tecnet")
-    from il_robot.learning.tecnet_import import checkpoint_from_model_dir
+    from il_robot.learning.tecnet.import_onnx import checkpoint_from_model_dir
 
     ckpt = checkpoint_from_model_dir(models_dir() / "tecnet")   # raises unless torch reproduces the graphs
     assert ckpt["model"]["control.encoder.convs.0.weight"].shape[1] == 3 + EMBED
@@ -824,7 +827,7 @@ def test_shipped_tecnet_weights_can_be_read_back_for_fine_tuning():
 def test_import_refuses_a_directory_that_is_not_a_tecnet_export(tmp_path):
     if not HAS_TORCH:
         pytest.skip("torch not installed (training extras)")
-    from il_robot.learning.tecnet_import import checkpoint_from_model_dir
+    from il_robot.learning.tecnet.import_onnx import checkpoint_from_model_dir
 
     with pytest.raises(ValueError, match="no metadata.json"):
         checkpoint_from_model_dir(tmp_path)
@@ -840,8 +843,9 @@ def test_weight_average_is_what_is_checkpointed_and_resumed(trained_run, tmp_pat
     import torch
 
     from il_robot.cli.main import main
-    from il_robot.learning.tecnet_train import WeightAverage, load_checkpoint
-    from il_robot.learning.tecnet_model import ModelConfig, TecNet
+    from il_robot.learning.tecnet.checkpoint import load_checkpoint
+    from il_robot.learning.tecnet.train import WeightAverage
+    from il_robot.learning.tecnet.model import ModelConfig, TecNet
 
     model = TecNet(ModelConfig(image_size=16, conv_layers=2, fc_units=8))
     average = WeightAverage(model, 0.9)

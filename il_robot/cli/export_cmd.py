@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
 
 def run_tecnet(args) -> int:
     try:
-        from il_robot.learning.onnx_export import export_tecnet
+        from il_robot.learning.tecnet.export import export_tecnet
     except ImportError as err:
         raise RuntimeError(f"{TORCH_HINT} ({err})") from None
     meta = export_tecnet(args.checkpoint, args.out, force=args.force)

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from il_robot.data.dataset import write_meta
-from il_robot.learning.tecnet_data import CORRECTION_SKILL
+from il_robot.learning.tecnet.data import CORRECTION_SKILL
 from il_robot.policies.base import Observation, Policy
 from il_robot.policies.scripted import FUNNEL_RADIUS
 

@@ -430,7 +430,7 @@ class SequenceSampler:
     def _turned(self, images: np.ndarray, task_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The chunk's frames and its task frame with the objects' hue turned by one random angle: a new
         pair of object colours, the same task (the goal, table and arm keep theirs)."""
-        from il_robot.learning.tecnet_data import turn_hue
+        from il_robot.learning.augment import turn_hue
 
         stack = np.concatenate([images, task_frame[None]])
         turned = turn_hue(stack, np.full(len(stack), int(self.rng.integers(1, 180))))

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from il_robot.data.bag_format import JOINT_ORDER
-from il_robot.learning.onnx_export import OPSET, TOLERANCE, ExportError, _git_commit, staged_model_dir
+from il_robot.learning.onnx_graphs import OPSET, TOLERANCE, ExportError, staged_model_dir
+from il_robot.learning.onnx_graphs import git_commit as _git_commit
 from il_robot.learning import planet_positions_train
 from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM
 from il_robot.learning.planet_train import (CONTROL_RATE_HZ, PlanetConfig, load_checkpoint, model_from_checkpoint,

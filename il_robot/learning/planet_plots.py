@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from il_robot.learning.plots import _pyplot, _save, _series, finish_axes
+from il_robot.learning.plots import finish_axes, pyplot as _pyplot, save as _save, series as _series
 
 
 def plot_curves(train_rows: list[dict], val_rows: list[dict], path: str | Path) -> Path:

@@ -34,7 +34,8 @@ from il_robot.learning.planet_data import CollectConfig
 from il_robot.learning.planet_positions import MAP, PositionBackend, PositionModelConfig, PositionWorldModel
 from il_robot.learning.planet_reward import RewardConfig
 from il_robot.learning.planet_train import PlannerPolicy, cached_stack, read_checkpoint
-from il_robot.learning.training_common import CsvLog, fill_config, read_config_values, set_threads
+from il_robot.learning.config import fill_config, read_config_values
+from il_robot.learning.run_loop import CsvLog, set_threads
 from il_robot.policies.cem import CEMConfig
 from il_robot.policies.planet import LatentMPC
 from il_robot.sim.scene import camera_pixels

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from il_robot.learning.planet_data import SequenceSampler
 from il_robot.learning.planet_model import PlaNet, frame_position_loss
-from il_robot.learning.training_common import CsvLog
+from il_robot.learning.run_loop import CsvLog
 
 COLUMNS = ("step", "wall_time", "frame_position_loss", "target_xy_error")
 

@@ -32,7 +32,8 @@ from il_robot.learning import planet_data as data
 from il_robot.learning.planet_data import CollectConfig
 from il_robot.learning.planet_model import LossConfig, ModelConfig, PlaNet, TorchBackend, world_model_losses
 from il_robot.learning.planet_reward import RewardConfig, reward
-from il_robot.learning.training_common import CsvLog, fill_config, read_config_values, set_threads, torch_device
+from il_robot.learning.config import fill_config, read_config_values
+from il_robot.learning.run_loop import CsvLog, set_threads, torch_device
 from il_robot.policies.base import Observation, Policy
 from il_robot.policies.cem import CEMConfig
 from il_robot.policies.planet import LatentMPC

@@ -12,8 +12,8 @@ import os
 import numpy as np
 import torch
 
-from il_robot.learning import tecnet_data as data
-from il_robot.learning.tecnet_model import TecNet, sentence_from, state_layout
+from il_robot.learning.tecnet import data
+from il_robot.learning.tecnet.model import TecNet, sentence_from, state_layout
 from il_robot.policies.base import Observation, Policy
 from il_robot.policies.tecnet_state import state_vector
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from il_robot.learning.tecnet_model import ModelConfig, TecNet
+from il_robot.learning.tecnet.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from il_robot.learning.tecnet.export import FORMAT, verify
+from il_robot.learning.tecnet.model import ModelConfig, TecNet
 
 NORM_INDEX = re.compile(r"norms\.(\d+)/")
 
@@ -54,17 +56,14 @@ def _graph_weights(path: Path) -> dict[str, np.ndarray]:
 
 
 def checkpoint_from_model_dir(model_dir: str | Path, tolerance: float = 1e-4) -> dict:
-    """A checkpoint dict (format of tecnet_train.save_checkpoint, minus optimizer state) rebuilt from an
+    """A checkpoint dict (format of tecnet.checkpoint.save_checkpoint, minus optimizer state) rebuilt from an
     exported model directory; ValueError if its weights cannot be read back exactly."""
-    from il_robot.learning.onnx_export import verify
-    from il_robot.learning.tecnet_train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
-
     model_dir = Path(model_dir)
     meta_path = model_dir / "metadata.json"
     if not meta_path.is_file():
         raise ValueError(f"{model_dir}: no metadata.json (not an exported TecNet model directory)")
     meta = json.loads(meta_path.read_text())
-    if meta.get("format") != "il_robot.tecnet":
+    if meta.get("format") != FORMAT:
         raise ValueError(f"{meta_path}: format {meta.get('format')!r}, not an exported TecNet model")
     try:
         config = meta["training"]["config"]

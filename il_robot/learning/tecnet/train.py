@@ -1,6 +1,8 @@
 """Train TecNet on a built dataset: task batches, the three losses, validation, checkpoints, curves.
 
-Everything a run makes lands in its output directory:
+The step, the validation and the best-checkpoint rule are TecNet's; the run around them (directory,
+resume, cadence, logs, Ctrl-C, summary, export) is learning/run_loop.py's. Everything a run makes
+lands in its output directory:
   checkpoints/last.pt, checkpoints/best.pt   state dicts + config + normalisation (torch.load weights_only)
   train_log.csv, val_log.csv                 one row per log step / validation
   curves.png, embeddings_val.png             training curves; PCA of val demo embeddings
@@ -11,98 +13,28 @@ Everything a run makes lands in its output directory:
 from __future__ import annotations
 
 import copy
-import json
-import os
-import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from tqdm import tqdm
 
 from il_robot.data.dataset import load_dataset
-from il_robot.learning import tecnet_data as data
-from il_robot.learning.tecnet_model import (ModelConfig, TecNet, control_loss, embedding_hinge_loss, sentence_from,
-                                            state_layout)
-from il_robot.learning.training_common import CsvLog, fill_config, read_config_values, set_threads, torch_device
+from il_robot.learning.checkpoints import restore_training_state
+from il_robot.learning.run_loop import RunDir, StepLoop, say, set_threads, torch_device
+from il_robot.learning.tecnet import data
+from il_robot.learning.tecnet.checkpoint import load_checkpoint, save_checkpoint
+from il_robot.learning.tecnet.config import TecNetConfig, check_config, config_from_dict
+from il_robot.learning.tecnet.export import export_tecnet
+from il_robot.learning.tecnet.import_onnx import checkpoint_from_model_dir
+from il_robot.learning.tecnet.model import TecNet, control_loss, embedding_hinge_loss, sentence_from, state_layout
+from il_robot.learning.tecnet.plots import plot_curves, plot_embeddings
+from il_robot.learning.tecnet.rollouts import rollout_success
 from il_robot.policies.tecnet_state import columns_of
 
-CHECKPOINT_FORMAT = "il_robot.tecnet.checkpoint"
-CHECKPOINT_VERSION = 1
 TRAIN_COLUMNS = ("step", "wall_time", "steps_per_s", "loss", "embedding_loss", "support_control_loss",
                  "query_control_loss", "correction_control_loss", "embedding_accuracy")
 VAL_COLUMNS = ("step", "val_embedding_accuracy", "val_embedding_loss", "val_control_loss",
                "val_control_rmse_mps", "val_success_rate", "val_final_distance_m")
-
-
-@dataclass
-class LossConfig:
-    margin: float = 0.1
-    embedding_weight: float = 1.0
-    support_control_weight: float = 0.1
-    query_control_weight: float = 0.1
-    correction_control_weight: float = 0.1   # corrective (DAgger) samples, conditioned on the support sentence
-    control_loss: str = "mse"       # mse | l1, on normalised actions
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 5e-4
-    grad_clip: float = 0.0          # max gradient norm; 0 = off
-    ema: float = 0.0                # decay of an exponential moving average of the weights, which is what is
-                                    # validated, checkpointed as "model" and exported; 0 = off (the raw weights)
-
-
-@dataclass
-class RunConfig:
-    steps: int = 20000
-    seed: int = 0
-    log_every: int = 20
-    val_every: int = 500
-    checkpoint_every: int = 500
-    threads: int = 0                # torch intra-op threads; 0 = the cores this process may use
-    export: str = "best"            # which checkpoint goes to onnx/: best (see `better`) | last
-    rollout_episodes: int = 0       # closed-loop val: episodes (one per val task) at every validation; 0 = off
-
-
-@dataclass
-class TecNetConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: data.DataConfig = field(default_factory=data.DataConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: RunConfig = field(default_factory=RunConfig)
-
-
-# -- configuration -------------------------------------------------------------------------------
-
-def config_from_dict(values: dict) -> TecNetConfig:
-    return fill_config(TecNetConfig, values, "")
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TecNetConfig:
-    """YAML file (sections model/data/loss/optim/train) plus `section.key=value` overrides."""
-    return config_from_dict(read_config_values(path, overrides))
-
-
-def check_config(cfg: TecNetConfig) -> None:
-    d = cfg.data
-    if d.tasks_per_batch < 2:
-        raise ValueError("data.tasks_per_batch must be at least 2 (the other tasks are the negatives)")
-    if min(d.support, d.query, d.timesteps_per_demo, d.frame_stride) < 1:
-        raise ValueError("data.support, data.query, data.timesteps_per_demo and data.frame_stride must be >= 1")
-    if cfg.loss.control_loss not in ("mse", "l1"):
-        raise ValueError("loss.control_loss must be 'mse' or 'l1'")
-    if cfg.train.export not in ("best", "last"):
-        raise ValueError("train.export must be 'best' or 'last'")
-    if cfg.train.steps < 1:
-        raise ValueError("train.steps must be at least 1")
-    if not 0.0 <= cfg.optim.ema < 1.0:
-        raise ValueError("optim.ema must be in [0, 1) (0 = off)")
-    if not all(isinstance(r, int) and not isinstance(r, bool) for r in d.correction_rounds):
-        raise ValueError(f"data.correction_rounds must be a list of round numbers, got {d.correction_rounds!r}")
 
 
 # -- one step, one validation ----------------------------------------------------------------------
@@ -183,24 +115,6 @@ def better(metrics: dict, best: dict) -> bool:
     return metrics["val_control_loss"] < best["val_control_loss"]
 
 
-# -- checkpoints and logs ------------------------------------------------------------------------
-
-def save_checkpoint(path: Path, model: TecNet, optimizer, step: int, cfg: TecNetConfig,
-                    norm: data.Normalisation, data_info: dict, rng: np.random.Generator, best: dict,
-                    train_seconds: float, train_model: TecNet | None = None) -> None:
-    """Atomic (write then rename), so an interrupted save never leaves a half checkpoint. `model` is what
-    is exported; with a weight average, `train_model` holds the raw weights the optimiser goes on from."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    extra = {} if train_model is None else {"train_model": train_model.state_dict()}
-    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "step": step,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(cfg),
-                "normalisation": norm.to_dict(), "data": data_info, "best": best,
-                "train_seconds": train_seconds, **extra,
-                "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}}, tmp)
-    os.replace(tmp, path)
-
-
 class WeightAverage:
     """Exponential moving average of a model's weights. Consecutive checkpoints of one fine-tune pushed
     home 25%, 9% and 17% of their DAgger rounds; an average of the recent weights is steadier. The decay
@@ -221,37 +135,13 @@ class WeightAverage:
             avg.lerp_(p.detach(), 1.0 - decay)
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint dict; tensors only, no pickled code (weights_only)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no checkpoint at {path}") from None
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable checkpoint: {type(err).__name__}: {err}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a TecNet checkpoint (format {CHECKPOINT_FORMAT})")
-    if ckpt.get("version", 0) > CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {ckpt['version']} is newer than this code reads")
-    return ckpt
-
-
 def load_init(path: Path) -> dict:
     """What --init-from names: a checkpoint file, or an exported model directory (a shipped model has no
     checkpoint; its weights are read back out of its graphs)."""
     if path.is_dir():
-        from il_robot.learning.tecnet_import import checkpoint_from_model_dir
         return checkpoint_from_model_dir(path)
     return load_checkpoint(path)
 
-
-def model_from_checkpoint(ckpt: dict) -> TecNet:
-    model = TecNet(ModelConfig(**ckpt["config"]["model"]))
-    model.load_state_dict(ckpt["model"])
-    return model.eval()
-
-
-# -- the run ------------------------------------------------------------------------------------------
 
 def narrow_state(ckpt: dict, old: tuple[str, ...], new: tuple[str, ...]) -> dict:
     """A checkpoint whose control net reads state layout `new`, a part-subset of its `old` one: the first
@@ -275,30 +165,28 @@ def _to_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, t
     return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def _init_settings(init_from: Path, cfg: TecNetConfig) -> dict:
+    """The checkpoint `init_from` names, and its model settings in `cfg` (the weights fix the network's shape,
+    but qd may be dropped from the state: the checkpoint is narrowed to match)."""
+    init = load_init(init_from)
+    model_cfg = config_from_dict(init["config"]).model
+    old = state_layout(model_cfg)
+    model_cfg.joint_velocities_in_state = cfg.model.joint_velocities_in_state
+    cfg.model = model_cfg
+    return narrow_state(init, old, state_layout(model_cfg)) if state_layout(model_cfg) != old else init
+
+
 def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = None, steps: int | None = None,
           device: str = "cpu", resume: bool = False, progress: bool = True, export: bool = True,
           init_from: str | Path | None = None) -> dict:
     """Train (or resume) a TecNet; returns the summary also written to OUT/summary.json. `init_from`: a
     checkpoint whose weights, normalisation and model settings a new run starts from (fine-tuning)."""
-    out = Path(out_dir)
-    last_path, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(last_path)
+    run = RunDir(out_dir, resume)
+    ckpt = load_checkpoint(run.last) if resume else None
+    if ckpt:
         cfg = config_from_dict(ckpt["config"])          # the run's own settings; only --steps may change
-    elif last_path.exists():
-        raise ValueError(f"{out} holds a training run already ({last_path}); use --resume to continue it "
-                         "or choose another --out")
     cfg = cfg or TecNetConfig()
-    init = None
-    if init_from and not resume:
-        init = load_init(Path(init_from))
-        model_cfg = config_from_dict(init["config"]).model     # the weights fix the network's shape...
-        old = state_layout(model_cfg)
-        model_cfg.joint_velocities_in_state = cfg.model.joint_velocities_in_state   # ...but qd may be dropped
-        cfg.model = model_cfg
-        if state_layout(model_cfg) != old:
-            init = narrow_state(init, old, state_layout(model_cfg))
+    init = _init_settings(Path(init_from), cfg) if init_from and not resume else None
     if steps is not None:
         cfg.train.steps = steps
     check_config(cfg)
@@ -331,19 +219,15 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
         model.load_state_dict(init["model"])
         data_info["init_from"] = {"checkpoint": str(Path(init_from).resolve()), "step": init["step"]}
     if ckpt:
-        model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step, best, train_seconds = ckpt["step"], ckpt["best"], float(ckpt.get("train_seconds", 0.0))
-        rng.bit_generator.state = ckpt["rng"]["numpy"]
-        torch.set_rng_state(ckpt["rng"]["torch"])
+        step, train_seconds = restore_training_state(ckpt, model, optimizer, rng, weights="train_model")
+        best = ckpt["best"]
     average = WeightAverage(model, cfg.optim.ema) if cfg.optim.ema > 0 else None
     if average and ckpt and "train_model" in ckpt:
         average.model.load_state_dict(ckpt["model"])
     evaluated = average.model if average else model    # what validation, checkpoints and the export see
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-    train_log = CsvLog(out / "train_log.csv", TRAIN_COLUMNS, step if ckpt else None)
-    val_log = CsvLog(out / "val_log.csv", VAL_COLUMNS, step if ckpt else None)
+    run.begin(cfg)
+    train_log = run.log("train_log.csv", TRAIN_COLUMNS, step if ckpt else None)
+    val_log = run.log("val_log.csv", VAL_COLUMNS, step if ckpt else None)
 
     d = cfg.data
     per_batch = sampler.tasks_per_batch * (d.support + d.query)
@@ -355,98 +239,68 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     if val is None:
         print("no validation: the val split has fewer than 2 tasks with more demos than the support size", flush=True)
 
-    def checkpoint(path: Path) -> None:
-        save_checkpoint(path, evaluated, optimizer, step, cfg, norm, data_info, rng, best, train_seconds,
-                        model if average else None)
+    def train_step(n: int) -> dict[str, torch.Tensor]:
+        losses = batch_losses(model, _to_torch(sampler.sample(), dev), cfg)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        optimizer.step()
+        if average:
+            average.update(model, n)
+        return losses
 
-    def run_validation() -> None:
+    def save(path: Path = run.last) -> Path:
+        return save_checkpoint(path, evaluated, optimizer, loop.step, cfg, norm, data_info, rng, best, loop.seconds,
+                               model if average else None)
+
+    def validation(step: int) -> dict | None:
         if val is None:
-            return
+            return None
         metrics = validate(evaluated, val, cfg, norm, dev)
         if cfg.train.rollout_episodes > 0:
-            from il_robot.learning.tecnet_rollouts import rollout_success
             metrics.update(rollout_success(evaluated, norm, val.demos, cfg.train.rollout_episodes, dev))
-        val_log.add({"step": step, **metrics})
         if better(metrics, best):
             best.update(val_control_loss=metrics["val_control_loss"],
                         val_success_rate=metrics.get("val_success_rate"), step=step)
-            checkpoint(best_path)
+            save(run.best)
         rollouts = (f", closed-loop success {metrics['val_success_rate']:.0%}"
                     if "val_success_rate" in metrics else "")
-        bar.write(f"step {step}: val embedding accuracy {metrics['val_embedding_accuracy']:.2f}, "
-                  f"control loss {metrics['val_control_loss']:.4f} (rmse {metrics['val_control_rmse_mps']:.4f} m/s)"
-                  + rollouts)
+        say(f"step {step}: val embedding accuracy {metrics['val_embedding_accuracy']:.2f}, "
+            f"control loss {metrics['val_control_loss']:.4f} (rmse {metrics['val_control_rmse_mps']:.4f} m/s)"
+            + rollouts)
+        return metrics
 
     model.train()
-    window: dict[str, list[float]] = {}
-    window_start, window_steps = time.monotonic(), 0
-    bar = tqdm(total=cfg.train.steps, initial=step, desc="tecnet", unit="step", disable=not progress,
-               dynamic_ncols=True)
-    start_step = step
-    try:
-        while step < cfg.train.steps:
-            t0 = time.monotonic()
-            batch = _to_torch(sampler.sample(), dev)
-            losses = batch_losses(model, batch, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            optimizer.step()
-            step += 1
-            if average:
-                average.update(model, step)
-            train_seconds += time.monotonic() - t0
-            window_steps += 1
-            for k, v in losses.items():
-                window.setdefault(k, []).append(v.item())
-            bar.update(1)
-            if step % cfg.train.log_every == 0 or step == cfg.train.steps:
-                now = time.monotonic()
-                means = {k: float(np.mean(v)) for k, v in window.items()}
-                rate = window_steps / max(now - window_start, 1e-9)
-                train_log.add({"step": step, "wall_time": round(train_seconds, 3), "steps_per_s": round(rate, 4),
-                               **means})
-                bar.set_postfix(loss=f"{means['loss']:.4f}", acc=f"{means['embedding_accuracy']:.2f}",
-                                steps_s=f"{rate:.2f}")
-                window, window_start, window_steps = {}, now, 0
-            if step % cfg.train.val_every == 0 or step == cfg.train.steps:
-                run_validation()
-            if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
-                checkpoint(last_path)
-    except KeyboardInterrupt:
-        checkpoint(last_path)
-        bar.close()
-        print(f"\ninterrupted at step {step}; saved {last_path} (continue with --resume)", flush=True)
-        raise
-    bar.close()
+    t = cfg.train
+    loop = StepLoop("tecnet", t.steps, train_step, train_log, t.log_every, run=run, start=step, seconds=train_seconds,
+                    validate=validation, val_log=val_log, val_every=t.val_every, save=save,
+                    checkpoint_every=t.checkpoint_every,
+                    postfix=lambda m, rate: {"loss": f"{m['loss']:.4f}", "acc": f"{m['embedding_accuracy']:.2f}",
+                                             "steps_s": f"{rate:.2f}"})
+    loop.run(progress)
 
-    done = step - start_step
-    steps_per_s = done / train_seconds if train_seconds > 0 and done else None
-    if steps_per_s:
-        print(f"trained {done} steps in {train_seconds:.1f} s of training time: {steps_per_s:.2f} steps/s "
-              f"({batch_text})", flush=True)
-    summary = {"steps": step, "steps_this_run": done, "train_seconds": train_seconds, "steps_per_s": steps_per_s,
-               "batch": batch_text, "threads": threads, "device": str(dev), "best": best,
-               "final_train": train_log.rows[-1] if train_log.rows else None,
-               "final_val": val_log.rows[-1] if val_log.rows else None,
-               "checkpoints": {"last": str(last_path), "best": str(best_path) if best_path.exists() else None}}
-    summary["plots"] = make_plots(out, evaluated, val, train_log, val_log, dev)
-    if export:
-        from il_robot.learning.onnx_export import export_tecnet
-        chosen = best_path if cfg.train.export == "best" and best_path.exists() else last_path
-        meta = export_tecnet(chosen, out / "onnx", force=True)
-        summary["onnx"] = {"dir": str(out / "onnx"), "checkpoint": str(chosen), "step": meta["training"]["steps"],
-                           "max_abs_diff": meta["verification"]["max_abs_diff"]}
-        print(f"exported {chosen.name} (step {meta['training']['steps']}) to {out / 'onnx'}", flush=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    return summary
+    figures = loop.summary()
+    if figures["steps_per_s"]:
+        print(f"trained {figures['steps_this_run']} steps in {figures['train_seconds']:.1f} s of training time: "
+              f"{figures['steps_per_s']:.2f} steps/s ({batch_text})", flush=True)
+    summary = {**figures, "batch": batch_text, "threads": threads, "device": str(dev), "best": best,
+               "final_train": train_log.last, "final_val": val_log.last,
+               "checkpoints": {"last": str(run.last), "best": str(run.best) if run.best.exists() else None},
+               "plots": make_plots(run.out, evaluated, val, train_log, val_log, dev)}
+
+    def export_onnx() -> dict:
+        chosen = run.best if cfg.train.export == "best" and run.best.exists() else run.last
+        meta = export_tecnet(chosen, run.out / "onnx", force=True)
+        print(f"exported {chosen.name} (step {meta['training']['steps']}) to {run.out / 'onnx'}", flush=True)
+        return {"dir": str(run.out / "onnx"), "checkpoint": str(chosen), "step": meta["training"]["steps"],
+                "max_abs_diff": meta["verification"]["max_abs_diff"]}
+
+    return run.finish(summary, export_onnx if export else None)
 
 
-def make_plots(out: Path, model: TecNet, val: data.ValidationSet | None, train_log: CsvLog, val_log: CsvLog,
+def make_plots(out: Path, model: TecNet, val: data.ValidationSet | None, train_log, val_log,
                device: torch.device) -> dict:
-    from il_robot.learning.plots import plot_curves, plot_embeddings
-
     paths = {"curves": str(plot_curves(train_log.rows, val_log.rows, out / "curves.png"))}
     if val is not None:
         model.eval()

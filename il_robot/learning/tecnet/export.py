@@ -1,18 +1,12 @@
 """TecNet checkpoint -> embedding.onnx + control.onnx + metadata.json, checked against torch.
 
-The runtime (il_robot.policies.tecnet) reads only these three files. The export is
-written to OUT.partial and renamed into place once onnxruntime reproduces torch's
-outputs on random inputs, so a model directory is either complete and verified or absent.
+The runtime (il_robot.policies.tecnet) reads only these three files. Staging, the graph export and
+the torch/onnxruntime check are learning/onnx_graphs.py's, as for PlaNet.
 """
 
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
-import platform
-import shutil
-import subprocess
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,8 +14,10 @@ import numpy as np
 import torch
 
 from il_robot.data.bag_format import JOINT_ORDER
-from il_robot.learning.tecnet_model import ACTION_DIM, DEMO_CHANNELS, TecNet, state_dim, state_layout
-from il_robot.learning.tecnet_train import load_checkpoint, model_from_checkpoint
+from il_robot.learning.onnx_graphs import (TOLERANCE, check_agreement, check_graphs, compare, export_graph,
+                                           refuse_existing, source, staged_model_dir, verification)
+from il_robot.learning.tecnet.checkpoint import load_checkpoint, model_from_checkpoint
+from il_robot.learning.tecnet.model import ACTION_DIM, DEMO_CHANNELS, TecNet, state_dim, state_layout
 
 STATE_NAMES = {"q": [f"{j}/position" for j in JOINT_ORDER], "qd": [f"{j}/velocity" for j in JOINT_ORDER],
                "tip": ["tip/x", "tip/y", "tip/z"]}
@@ -29,36 +25,8 @@ STATE_UNITS = {"q": "rad", "qd": "rad/s", "tip": "m (tool tip, base frame)"}
 
 FORMAT = "il_robot.tecnet"
 VERSION = 1
-OPSET = 17
-TOLERANCE = 1e-4
 EMBEDDING_FILE, CONTROL_FILE, METADATA_FILE = "embedding.onnx", "control.onnx", "metadata.json"
-
-
-class ExportError(RuntimeError):
-    """The exported graphs do not reproduce the torch model (or could not be written)."""
-
-
-def _git_commit() -> dict:
-    """The source checkout this code runs from, best effort (None outside a git checkout)."""
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                                    capture_output=True, text=True, timeout=5, check=True).stdout.strip())
-        return {"commit": commit, "dirty": dirty}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], output: str) -> None:
-    axes = {name: {0: "N"} for name in [*inputs, output]}
-    with warnings.catch_warnings():
-        # The TorchScript exporter (no onnxscript needed) is deprecated in favour of the dynamo one;
-        # the graph is verified against torch below either way.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), input_names=inputs, output_names=[output], dynamic_axes=axes,
-                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+CONTROL_INPUTS = ["image", "sentence", "state"]
 
 
 def _random_inputs(model: TecNet, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -74,33 +42,13 @@ def _random_inputs(model: TecNet, batch: int, seed: int = 0) -> dict[str, np.nda
 def verify(model: TecNet, directory: Path, tolerance: float = TOLERANCE, batch: int = 5) -> dict[str, float]:
     """Max abs difference torch vs onnxruntime per graph, on random inputs with a batch size other
     than the export's (checks the dynamic batch axis too); ExportError past `tolerance`."""
-    import onnxruntime as ort
-
     x = _random_inputs(model, batch)
     with torch.no_grad():
-        expected = {"embedding": model.embedding(torch.from_numpy(x["frames"])).numpy(),
-                    "control": model.control(*(torch.from_numpy(x[k]) for k in ("image", "sentence", "state"))).numpy()}
-    diffs = {}
-    for name, file, feeds in (("embedding", EMBEDDING_FILE, ["frames"]),
-                              ("control", CONTROL_FILE, ["image", "sentence", "state"])):
-        session = ort.InferenceSession(str(directory / file), providers=["CPUExecutionProvider"])
-        got = session.run(None, {k: x[k] for k in feeds})[0]
-        if got.shape != expected[name].shape:
-            raise ExportError(f"{file}: onnxruntime output shape {got.shape} != torch {expected[name].shape}")
-        diffs[name] = float(np.max(np.abs(got - expected[name])))
-    bad = {k: v for k, v in diffs.items() if not v <= tolerance}
-    if bad:
-        raise ExportError(f"onnxruntime disagrees with torch beyond {tolerance:g}: max abs diff {bad}")
-    return diffs
-
-
-def _check_graphs(directory: Path) -> None:
-    try:
-        import onnx
-    except ImportError:
-        return          # onnxruntime's load in verify() still catches a broken graph
-    for file in (EMBEDDING_FILE, CONTROL_FILE):
-        onnx.checker.check_model(str(directory / file), full_check=True)
+        embedding = model.embedding(torch.from_numpy(x["frames"])).numpy()
+        action = model.control(*(torch.from_numpy(x[k]) for k in CONTROL_INPUTS)).numpy()
+    diffs = {"embedding": compare(directory / EMBEDDING_FILE, {"frames": x["frames"]}, {"embedding": embedding}),
+             "control": compare(directory / CONTROL_FILE, {k: x[k] for k in CONTROL_INPUTS}, {"action": action})}
+    return check_agreement({name: max(d.values()) for name, d in diffs.items()}, tolerance)
 
 
 def metadata(ckpt: dict, model: TecNet, diffs: dict[str, float]) -> dict:
@@ -134,27 +82,9 @@ def metadata(ckpt: dict, model: TecNet, diffs: dict[str, float]) -> dict:
                    "denormalise": "control.onnx output * std + mean"},
         "training": {"steps": ckpt["step"], "data": ckpt.get("data"), "config": ckpt["config"],
                      "best": ckpt.get("best")},
-        "verification": {"max_abs_diff": diffs, "tolerance": TOLERANCE, "runtime": "onnxruntime CPU"},
-        "source": {"git": _git_commit(), "torch": torch.__version__, "python": platform.python_version(),
-                   "exporter": f"torch.onnx TorchScript exporter, opset {OPSET}"},
+        "verification": verification(diffs),
+        "source": source(),
     }
-
-
-@contextmanager
-def staged_model_dir(out: Path):
-    """A `.partial` sibling to write a model directory into; it replaces `out` only if the block
-    succeeds, so a failed or interrupted export never leaves a half model where a policy looks."""
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        yield partial
-        if out.exists():
-            shutil.rmtree(out)
-        partial.rename(out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
 
 
 def export_tecnet(checkpoint: str | Path, out_dir: str | Path, force: bool = False,
@@ -162,17 +92,16 @@ def export_tecnet(checkpoint: str | Path, out_dir: str | Path, force: bool = Fal
     """Write the model directory from a checkpoint; returns its metadata. An existing `out_dir` is
     replaced only with force, and only after the new export has been verified."""
     out = Path(out_dir)
-    if out.exists() and not force:
-        raise ValueError(f"{out} exists already; use --force to replace it")
+    refuse_existing(out, force)
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt)
     with staged_model_dir(out) as partial:
         example = _random_inputs(model, 2)
-        _export(model.embedding, (torch.from_numpy(example["frames"]),), partial / EMBEDDING_FILE,
-                ["frames"], "embedding")
-        _export(model.control, tuple(torch.from_numpy(example[k]) for k in ("image", "sentence", "state")),
-                partial / CONTROL_FILE, ["image", "sentence", "state"], "action")
-        _check_graphs(partial)
+        export_graph(model.embedding, (torch.from_numpy(example["frames"]),), partial / EMBEDDING_FILE,
+                     ["frames"], ["embedding"])
+        export_graph(model.control, tuple(torch.from_numpy(example[k]) for k in CONTROL_INPUTS),
+                     partial / CONTROL_FILE, CONTROL_INPUTS, ["action"])
+        check_graphs([partial / EMBEDDING_FILE, partial / CONTROL_FILE])
         diffs = verify(model, partial, tolerance)
         meta = metadata(ckpt, model, diffs)
         (partial / METADATA_FILE).write_text(json.dumps(meta, indent=2))

@@ -1,13 +1,10 @@
-"""What both trainers (TecNet, PlaNet) share: YAML configs into dataclasses, CSV logs, torch setup."""
+"""Training settings for every model: a YAML file plus `section.key=value` overrides into nested dataclasses."""
 
 from __future__ import annotations
 
-import csv
-import os
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
-import torch
 import yaml
 
 
@@ -44,35 +41,6 @@ def read_config_values(path: str | Path | None, overrides: list[str] = ()) -> di
     return values
 
 
-class CsvLog:
-    """Append-only CSV; on resume, rows after the checkpoint's step are dropped (they will be redone)."""
-
-    def __init__(self, path: Path, columns: tuple[str, ...], keep_until: int | None):
-        self.path, self.columns = path, columns
-        self.rows: list[dict] = []
-        if keep_until is not None and path.is_file():
-            with open(path, newline="") as f:
-                self.rows = [r for r in csv.DictReader(f) if int(float(r["step"])) <= keep_until]
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
-    def add(self, row: dict) -> None:
-        row = {c: row.get(c, "") for c in self.columns}
-        self.rows.append(row)
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, self.columns).writerow(row)
-
-
-def set_threads(requested: int) -> int:
-    n = requested or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    torch.set_num_threads(n)
-    return n
-
-
-def torch_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device")
-    return device
+def load_settings(cls, path: str | Path | None = None, overrides: list[str] = ()):
+    """Dataclass `cls` from a YAML file (its sections) plus overrides; unknown keys are errors."""
+    return fill_config(cls, read_config_values(path, overrides), "")
