@@ -79,13 +79,16 @@ def card(ctx: StageContext, report: dict, evals: dict, demo: Path | None) -> str
 def _gist(stage: dict) -> str:
     f, kind = stage.get("figures") or {}, stage["kind"]
     if kind == "record":
-        return f"{f.get('demos')} demos"
+        return f"{f.get('demos')} demos" + (f" ({f['recorded_now']} recorded in this stage)"
+                                             if f.get("recorded_now") != f.get("demos") else "")
     if kind == "dataset":
         return f"{f.get('episodes')} episodes"
     if kind == "train":
         rate = f.get("steps_per_s")
         val = f.get("val_success_rate")
-        return (f"{f.get('steps')} steps" + (f", {rate:.2f} steps/s" if rate else "")
+        steps = f.get("steps")
+        steps = "+".join(f"{v}" for v in steps.values()) if isinstance(steps, dict) else steps
+        return (f"{steps} steps" + (f", {rate:.2f} steps/s" if rate else "")
                 + (f", val success {val:.0%}" if val is not None else "")
                 + (f", val {f['val_successes']}/{f['val_episodes']}" if f.get("val_episodes") else ""))
     if kind == "dagger":

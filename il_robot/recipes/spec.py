@@ -82,7 +82,26 @@ def _filled(keys: dict, values: dict, where: str) -> dict:
 
 
 def _names(value) -> list[str]:
-    return [value] if isinstance(value, str) else list(value or [])
+    return [v for v in ([value] if isinstance(value, str) else list(value or [])) if v]
+
+
+# Keys that only one model's stages use: a recipe that sets them for the other model is wrong.
+MODEL_ONLY = {"tecnet": {"train": ("dataset", "rounds")},
+              "planet": {"train": ("world_model", "collect_every")}}
+
+
+def _check_for_model(model: str, kind: str, settings: dict, raw: dict, where: str) -> None:
+    for other, kinds in MODEL_ONLY.items():
+        if other != model:
+            wrong = sorted(k for k in kinds.get(kind, ()) if k in raw)
+            if wrong:
+                raise RecipeError(f"{where}: {wrong} are for {other} recipes, this one is {model}")
+    if model == "tecnet" and kind == "train" and not settings["dataset"]:
+        raise RecipeError(f"{where}: a tecnet train stage needs dataset: <a dataset stage>")
+    if model == "tecnet" and kind == "select" and not settings["demos"]:
+        raise RecipeError(f"{where}: a tecnet select stage needs demos: <a record stage of val demos>")
+    if model == "planet" and kind == "dagger":
+        raise RecipeError(f"{where}: DAgger rounds are for tecnet recipes")
 
 
 def parse_recipe(values: dict, path: Path) -> Recipe:
@@ -113,8 +132,7 @@ def parse_recipe(values: dict, path: Path) -> Recipe:
                     continue    # a path to a checkpoint or a model directory
                 if seen.get(ref) not in kinds:
                     raise RecipeError(f"{where}: {key} {ref!r} is not an earlier stage of kind {' or '.join(kinds)}")
-        if kind == "train" and model == "tecnet" and not settings["dataset"]:
-            raise RecipeError(f"{where}: a tecnet train stage needs dataset: <a dataset stage>")
+        _check_for_model(model, kind, settings, raw, where)
         if kind == "eval":
             runs = settings["runs"]
             if not isinstance(runs, list) or not runs:

@@ -118,8 +118,8 @@ def _train_planet(ctx: StageContext, stage: Stage) -> dict:
     s, out = stage.settings, ctx.out(stage.name)
     if (out / "summary.json").is_file() is False and out.exists():
         shutil.rmtree(out)      # an interrupted position-latent run starts again (it has no --resume)
-    argv = ["train", "planet", "--world-model", s["world_model"], "--data", ctx.run / "episodes",
-            "--out", out, "--device", ctx.device]
+    argv = ["train", "planet", "--world-model", s["world_model"], "--data", ctx.run / "episodes", "--out", out]
+    argv += ["--device", ctx.device] if ctx.device != "cpu" else []     # the position latent trains on the CPU
     argv += (["--config", s["config"]] if s["config"] else []) + _set_args(s["set"])
     argv += ["--steps", s["steps"]] if s["steps"] else []
     argv += ["--collect-every", s["collect_every"]] if s["collect_every"] is not None else []
@@ -129,8 +129,9 @@ def _train_planet(ctx: StageContext, stage: Stage) -> dict:
     ctx.il_robot(argv)
     summary = _read(out / "summary.json")
     v = summary.get("val_planning") or {}
-    return {"val_successes": v.get("successes"), "val_episodes": v.get("episodes"),
-            "train_seconds": summary.get("train_seconds") or summary.get("wall_time")}
+    return {"steps": summary.get("steps"), "train_seconds": summary.get("train_seconds"),
+            "planner_episodes": summary.get("planner_episodes"),
+            "val_successes": v.get("successes"), "val_episodes": v.get("episodes")}
 
 
 def _number(x):
