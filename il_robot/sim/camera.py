@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-import mujoco
-import numpy as np
+import os
 
-from il_robot.sim.scene import CAMERA_NAME
+# Mesa's software renderer (llvmpipe, what EGL gives on a machine without a GPU) splits each frame over
+# one thread per core. A 64x64 frame is one tile: the extra threads only add hand-offs. One thread
+# renders the same pixels (byte for byte) in about half the time here, and leaves the other core to
+# physics or a second worker. Read when the GL context is made, so set before any renderer exists.
+os.environ.setdefault("LP_NUM_THREADS", "1")
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+from il_robot.sim.scene import CAMERA_NAME  # noqa: E402
 
 
 class Camera:
