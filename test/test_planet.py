@@ -89,8 +89,8 @@ def test_cem_rejects_bad_settings_and_scores():
 
 
 def test_runtime_modules_do_not_import_torch():
-    code = ("import sys\nimport il_robot.policies.planet, il_robot.policies.cem, il_robot.learning.planet_truth\n"
-            "import il_robot.learning.planet_data, il_robot.cli.planet_bench\nprint('TORCH', 'torch' in sys.modules)")
+    code = ("import sys\nimport il_robot.policies.planet, il_robot.policies.cem, il_robot.learning.planet.truth\n"
+            "import il_robot.learning.planet.data, il_robot.cli.planet_bench\nprint('TORCH', 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "TORCH False" in out.stdout
@@ -99,7 +99,7 @@ def test_runtime_modules_do_not_import_torch():
 # -- data --------------------------------------------------------------------------------------------------
 
 def test_model_step_actions_average_the_ticks_before_each_frame():
-    from il_robot.learning.planet_data import model_step_actions
+    from il_robot.learning.planet.data import model_step_actions
 
     action = np.arange(12, dtype=np.float32).reshape(6, 2) / 100     # 0.00 .. 0.11
     got = model_step_actions(action, np.array([0, 2, 4]), repeat=2, bound=0.2)
@@ -111,8 +111,8 @@ def test_model_step_actions_average_the_ticks_before_each_frame():
 def test_retargeted_expert_pushes_the_distractor_home_or_the_target_elsewhere():
     """Seed sources for contact the demos lack: 'wrong' pushes the distractor to the goal and leaves the
     target where it was; 'redirect' pushes the target to its own random point, not to the goal."""
-    from il_robot.learning.planet_data import _stack_for, run_episode, seed_policy
-    from il_robot.learning.planet_reward import goal_distance
+    from il_robot.learning.planet.data import _stack_for, run_episode, seed_policy
+    from il_robot.learning.planet.reward import goal_distance
 
     stack = _stack_for("train", 0)
     arrays, meta = run_episode(stack, seed_policy("wrong", 7, 0.2), 7, 8.0, "wrong")
@@ -132,7 +132,7 @@ def test_retargeted_expert_pushes_the_distractor_home_or_the_target_elsewhere():
 @pytest.fixture(scope="module")
 def episodes_dir(tmp_path_factory) -> Path:
     """Tiny seed data: 2 train tasks x (expert, random) + 1 val episode, 1 s each."""
-    from il_robot.learning.planet_data import CollectConfig, collect_seed
+    from il_robot.learning.planet.data import CollectConfig, collect_seed
 
     root = tmp_path_factory.mktemp("planet_data") / "episodes"
     cfg = CollectConfig(train_tasks=2, val_tasks=1, seed_episodes_per_task=2, seed_sources=["expert", "random"],
@@ -144,8 +144,8 @@ def episodes_dir(tmp_path_factory) -> Path:
 
 
 def test_collected_episodes_hold_what_training_needs(episodes_dir):
-    from il_robot.learning.planet_data import SequenceSampler, load_episodes
-    from il_robot.learning.planet_reward import RewardConfig
+    from il_robot.learning.planet.data import SequenceSampler, load_episodes
+    from il_robot.learning.planet.reward import RewardConfig
 
     episodes = load_episodes(episodes_dir)
     assert sorted(e.meta["source"] for e in episodes) == ["expert", "expert", "expert", "random", "random"]
@@ -167,7 +167,7 @@ def test_collected_episodes_hold_what_training_needs(episodes_dir):
 # -- model -----------------------------------------------------------------------------------------------------
 
 def tiny_model():
-    from il_robot.learning.planet_model import ModelConfig, PlaNet
+    from il_robot.learning.planet.rssm import ModelConfig, PlaNet
 
     return PlaNet(ModelConfig(conv_depth=4, belief_size=16, state_size=4, hidden_size=16, task_size=4,
                               keypoint_layers=(1, 2)))
@@ -186,7 +186,7 @@ def random_batch(b=2, n=4, seed=0):
 def test_model_shapes_and_losses_are_finite():
     import torch
 
-    from il_robot.learning.planet_model import LossConfig, world_model_losses
+    from il_robot.learning.planet.rssm import LossConfig, world_model_losses
 
     torch.manual_seed(0)
     model = tiny_model()
@@ -216,8 +216,8 @@ def test_positions_reward_head_scores_the_decoded_positions_with_the_known_rewar
     task-conditioned position head decodes (so another task vector gives another reward)."""
     import torch
 
-    from il_robot.learning.planet_model import ModelConfig, PlaNet
-    from il_robot.learning.planet_reward import RewardConfig, reward
+    from il_robot.learning.planet.rssm import ModelConfig, PlaNet
+    from il_robot.learning.planet.reward import RewardConfig, reward
 
     torch.manual_seed(0)
     model = PlaNet(ModelConfig(conv_depth=4, belief_size=16, state_size=4, hidden_size=16, task_size=4,
@@ -241,7 +241,7 @@ def test_overshooting_scores_open_loop_predictions_against_later_frames():
     a position head that outputs the truth of frame t + d exactly makes the position term zero."""
     import torch
 
-    from il_robot.learning.planet_model import LossConfig, overshooting_losses, world_model_losses
+    from il_robot.learning.planet.rssm import LossConfig, overshooting_losses, world_model_losses
 
     torch.manual_seed(0)
     model = tiny_model()
@@ -263,9 +263,9 @@ def test_overshooting_scores_open_loop_predictions_against_later_frames():
 def test_a_few_training_steps_reduce_the_loss(episodes_dir):
     import torch
 
-    from il_robot.learning.planet_data import SequenceSampler, load_episodes, split
-    from il_robot.learning.planet_model import LossConfig, world_model_losses
-    from il_robot.learning.planet_reward import RewardConfig
+    from il_robot.learning.planet.data import SequenceSampler, load_episodes, split
+    from il_robot.learning.planet.rssm import LossConfig, world_model_losses
+    from il_robot.learning.planet.reward import RewardConfig
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -294,10 +294,10 @@ def test_encoder_pretraining_finds_the_objects_and_feeds_the_posterior(episodes_
     moving; with posterior_positions the filter's output depends on that head's estimate."""
     import torch
 
-    from il_robot.learning.planet_data import SequenceSampler, load_episodes, split
-    from il_robot.learning.planet_model import ModelConfig, PlaNet
-    from il_robot.learning.planet_pretrain import pretrain_encoder
-    from il_robot.learning.planet_reward import RewardConfig
+    from il_robot.learning.planet.data import SequenceSampler, load_episodes, split
+    from il_robot.learning.planet.rssm import ModelConfig, PlaNet
+    from il_robot.learning.planet.pretrain import pretrain_encoder
+    from il_robot.learning.planet.reward import RewardConfig
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -348,7 +348,7 @@ def trained_run(tmp_path_factory, episodes_dir):
 
 @needs_torch
 def test_training_writes_checkpoints_logs_figures_video_and_model(trained_run):
-    from il_robot.learning.planet_train import load_checkpoint
+    from il_robot.learning.planet.checkpoint import load_checkpoint
     from il_robot.video import read_video_frame_count
 
     run = trained_run / "run"
@@ -391,8 +391,8 @@ def test_onnxruntime_matches_torch(trained_run):
     import onnxruntime as ort
     import torch
 
-    from il_robot.learning.planet_export import INPUTS, OUTPUTS, _module, random_inputs
-    from il_robot.learning.planet_train import load_checkpoint, model_from_checkpoint
+    from il_robot.learning.planet.export import INPUTS, OUTPUTS, _module, random_inputs
+    from il_robot.learning.planet.checkpoint import load_checkpoint, model_from_checkpoint
 
     model, _ = model_from_checkpoint(load_checkpoint(trained_run / "run" / "checkpoints" / "last.pt"))
     for name, kind, horizon in (("task", "task", None), ("observe", "observe", None),
@@ -453,8 +453,8 @@ def test_policy_plans_with_the_exported_model(trained_run, demo_bag):
         assert a.shape == (3,) and np.all(np.isfinite(a)) and np.all(np.abs(a) <= 0.2 + 1e-9)
     np.testing.assert_array_equal(actions[0], actions[1])       # held for the action repeat
     # Same numbers as the torch model the graphs came from.
-    from il_robot.learning.planet_model import TorchBackend
-    from il_robot.learning.planet_train import load_checkpoint, model_from_checkpoint
+    from il_robot.learning.planet.rssm import TorchBackend
+    from il_robot.learning.planet.checkpoint import load_checkpoint, model_from_checkpoint
 
     torch_model, _ = model_from_checkpoint(load_checkpoint(trained_run / "run" / "checkpoints" / "last.pt"))
     ref = TorchBackend(torch_model)
@@ -562,7 +562,7 @@ def test_bench_planet_reports_latency_for_shipped_and_paper_settings(trained_run
 def test_true_dynamics_planner_plans_on_a_copy_and_leaves_the_world_alone():
     import mujoco
 
-    from il_robot.learning.planet_truth import STATE_SPEC, TrueDynamicsPlanner, TruthConfig
+    from il_robot.learning.planet.truth import STATE_SPEC, TrueDynamicsPlanner, TruthConfig
     from il_robot.rollout import InProcessStack, privileged_objects
     from il_robot.sim.tasks import make_task
     from il_robot.sim.world import PushingWorld
@@ -599,7 +599,7 @@ def test_cli_help_needs_no_torch(command):
 
 @needs_torch
 def test_config_file_loads_and_typos_are_errors(tmp_path):
-    from il_robot.learning.planet_train import check_config, load_config
+    from il_robot.learning.planet.rssm_config import check_config, load_config
     from il_robot.paths import config_file
 
     cfg = load_config(config_file("planet.yaml"))
@@ -617,8 +617,8 @@ def test_hue_augment_turns_a_chunk_and_its_task_frame_together(episodes_dir):
     new colours); the table, arm and goal pixels stay as they were."""
     import cv2
 
-    from il_robot.learning.planet_data import SequenceSampler, load_episodes
-    from il_robot.learning.planet_reward import RewardConfig
+    from il_robot.learning.planet.data import SequenceSampler, load_episodes
+    from il_robot.learning.planet.reward import RewardConfig
 
     episodes = load_episodes(episodes_dir)
     plain = SequenceSampler(episodes, 2, 5, 0.2, RewardConfig(), np.random.default_rng(3)).sample(1)

@@ -49,7 +49,7 @@ def test_camera_pixels_land_on_the_target_in_the_rendered_frame():
 
 @pytest.fixture(scope="module")
 def episodes_dir(tmp_path_factory) -> Path:
-    from il_robot.learning.planet_data import CollectConfig, collect_seed
+    from il_robot.learning.planet.data import CollectConfig, collect_seed
 
     root = tmp_path_factory.mktemp("positions_data") / "episodes"
     cfg = CollectConfig(train_tasks=2, val_tasks=1, seed_episodes_per_task=2, seed_sources=["expert", "random"],
@@ -60,8 +60,8 @@ def episodes_dir(tmp_path_factory) -> Path:
 
 @needs_torch
 def test_transitions_pair_each_frame_with_the_next_model_step(episodes_dir):
-    from il_robot.learning import planet_data as data
-    from il_robot.learning.planet_positions_train import transitions
+    from il_robot.learning.planet import data
+    from il_robot.learning.planet.positions_train import transitions
 
     e = data.load_episode(sorted(episodes_dir.glob("train-000_expert_*.npz"))[0])
     rows = transitions([e], repeat=2, bound=0.2)
@@ -81,8 +81,8 @@ def test_transitions_pair_each_frame_with_the_next_model_step(episodes_dir):
 def test_graph_reward_is_the_numpy_reward_with_its_reach_point_and_radius(behind):
     import torch
 
-    from il_robot.learning.planet_positions import PositionModelConfig, PositionWorldModel
-    from il_robot.learning.planet_reward import RewardConfig, reach_point, reward
+    from il_robot.learning.planet.positions import PositionModelConfig, PositionWorldModel
+    from il_robot.learning.planet.reward import RewardConfig, reach_point, reward
     from il_robot.sim.tasks import GOAL_XY
 
     cfg = RewardConfig(goal_weight=1.0, reach_weight=0.5, reach_radius=0.02, reach_behind=behind)
@@ -104,7 +104,7 @@ def test_graph_reward_is_the_numpy_reward_with_its_reach_point_and_radius(behind
 
 @needs_torch
 def test_attention_target_peaks_on_the_projected_pixel():
-    from il_robot.learning.planet_positions_train import attention_target
+    from il_robot.learning.planet.positions_train import attention_target
     from il_robot.sim.scene import camera_pixels
 
     points = np.array([[0.4, -0.2, 0.03], [0.55, 0.0, 0.03], [0.65, 0.2, 0.03]])
@@ -121,7 +121,7 @@ def test_locator_takes_the_stronger_mode_and_tracks_the_previous_cell():
     previous cell, the one near it even when the other looks a little more alike."""
     import torch
 
-    from il_robot.learning.planet_positions import MAP, PositionModelConfig, TargetLocator
+    from il_robot.learning.planet.positions import MAP, PositionModelConfig, TargetLocator
 
     class MapCoordinates(torch.nn.Module):     # "positions" = the map coordinates themselves (z 0)
         def forward(self, uv):
@@ -153,11 +153,11 @@ def test_locator_takes_the_stronger_mode_and_tracks_the_previous_cell():
 def test_locator_and_dynamics_losses_fall_on_real_episodes(episodes_dir):
     import torch
 
-    from il_robot.learning import planet_data as data
-    from il_robot.learning.planet_positions import PositionModelConfig, PositionWorldModel
-    from il_robot.learning.planet_positions_train import (PositionTrainConfig, dynamics_loss, locator_loss,
-                                                          transitions)
-    from il_robot.learning.planet_reward import RewardConfig
+    from il_robot.learning.planet import data
+    from il_robot.learning.planet.positions import PositionModelConfig, PositionWorldModel
+    from il_robot.learning.planet.positions_config import PositionTrainConfig
+    from il_robot.learning.planet.positions_train import dynamics_loss, locator_loss, transitions
+    from il_robot.learning.planet.reward import RewardConfig
 
     torch.manual_seed(0)
     eps = data.split(data.load_episodes(episodes_dir), "train")
@@ -230,8 +230,8 @@ def test_training_writes_checkpoint_logs_figures_and_model(trained_run):
 def test_exported_graphs_match_the_torch_model(trained_run):
     import torch
 
-    from il_robot.learning.planet_positions import PositionBackend
-    from il_robot.learning.planet_positions_train import model_from_checkpoint
+    from il_robot.learning.planet.positions import PositionBackend
+    from il_robot.learning.planet.checkpoint import positions_model_from_checkpoint
     from il_robot.policies.planet import PlanetModel
 
     meta = json.loads((trained_run / "run" / "onnx" / "metadata.json").read_text())
@@ -241,7 +241,7 @@ def test_exported_graphs_match_the_torch_model(trained_run):
     assert max(meta["verification"]["max_abs_diff"].values()) <= 1e-4
     onnx_model = PlanetModel(trained_run / "run" / "onnx")
     ckpt = torch.load(trained_run / "run" / "checkpoints" / "last.pt", weights_only=True)
-    ref = PositionBackend(model_from_checkpoint(ckpt)[0])
+    ref = PositionBackend(positions_model_from_checkpoint(ckpt)[0])
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
     task = ref.task_vector(frame)

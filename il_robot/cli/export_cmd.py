@@ -50,7 +50,7 @@ def run_tecnet(args) -> int:
 
 def run_planet(args) -> int:
     try:
-        from il_robot.learning.planet_export import export_planet
+        from il_robot.learning.planet.export import export_planet
     except ImportError as err:
         raise RuntimeError(f"{TORCH_HINT} ({err})") from None
     horizons = [int(h) for h in args.horizons.split(",") if h.strip()] if args.horizons else None

@@ -5,7 +5,7 @@ session call per CEM iteration) for the shipped planner settings and the paper's
 J=1000, K=100, I=10), one onnxruntime thread. With action repeat R the policy plans on one
 control tick in R and holds the action on the others.
 Success (--episodes N): the in-process control stack (no ROS) on held-out tasks, for planet,
-the true-dynamics CEM upper bound (il_robot.learning.planet_truth) and the scripted expert.
+the true-dynamics CEM upper bound (il_robot.learning.planet.truth) and the scripted expert.
 Planet is conditioned on the last frame of a scripted-expert episode of the same task from
 another seed (the demo), the way a demo bag conditions it in the ROS graph.
 """
@@ -80,8 +80,8 @@ def demo_frame(stack, seed: int) -> tuple[np.ndarray, bool]:
 
 
 def run_episodes(model, args) -> dict:
-    from il_robot.learning.planet_reward import RewardConfig
-    from il_robot.learning.planet_truth import TrueDynamicsPlanner, TruthConfig
+    from il_robot.learning.planet.reward import RewardConfig
+    from il_robot.learning.planet.truth import TrueDynamicsPlanner, TruthConfig
     from il_robot.policies.base import PolicyConfig
     from il_robot.policies.planet import PlanetPolicy
     from il_robot.policies.scripted import ScriptedPusher

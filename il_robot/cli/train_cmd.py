@@ -150,17 +150,17 @@ def run_planet(args) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # see run_tecnet
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
-        from il_robot.learning import planet_train
+        from il_robot.learning.planet import rssm_config, rssm_train
     except ImportError as err:
         raise RuntimeError(f"{TORCH_HINT} ({err})") from None
     if args.resume and (args.config or args.set or args.init_from):
         raise ValueError("--resume continues with the run's own config and weights; drop --config/--set/--init-from")
     if args.world_model == "positions":
         return run_planet_positions(args)
-    cfg = None if args.resume else planet_train.load_config(args.config or default_config("planet"), args.set)
-    summary = planet_train.train(args.data, args.out, cfg, steps=args.steps, device=args.device, resume=args.resume,
-                                 progress=not args.quiet, export=not args.no_export,
-                                 collect_every=args.collect_every, init_from=args.init_from)
+    cfg = None if args.resume else rssm_config.load_config(args.config or default_config("planet"), args.set)
+    summary = rssm_train.train(args.data, args.out, cfg, steps=args.steps, device=args.device, resume=args.resume,
+                               progress=not args.quiet, export=not args.no_export,
+                               collect_every=args.collect_every, init_from=args.init_from)
     final = summary.get("final_train") or {}
     if final:
         print(f"step {final['step']}: loss {float(final['loss']):.1f} (image {float(final['image_loss']):.1f}, "
@@ -171,7 +171,7 @@ def run_planet(args) -> int:
 
 
 def run_planet_positions(args) -> int:
-    from il_robot.learning import planet_positions_train
+    from il_robot.learning.planet import positions_config, positions_train
 
     refused = [flag for flag, given in (("--resume", args.resume), ("--steps", args.steps is not None)) if given]
     if refused:
@@ -180,11 +180,11 @@ def run_planet_positions(args) -> int:
                          "start from another run's weights with --init-from CKPT)")
     if args.device != "cpu":
         raise ValueError("--world-model positions trains on the CPU (its networks are small); drop --device")
-    cfg = planet_positions_train.load_config(args.config or default_config("planet_positions"), args.set)
+    cfg = positions_config.load_config(args.config or default_config("planet_positions"), args.set)
     if args.collect_every is not None:
         cfg.collect.every = args.collect_every
-    summary = planet_positions_train.train(args.data, args.out, cfg, progress=not args.quiet,
-                                           export=not args.no_export, init_from=args.init_from)
+    summary = positions_train.train(args.data, args.out, cfg, progress=not args.quiet,
+                                    export=not args.no_export, init_from=args.init_from)
     v = summary.get("val_planning")
     if v:
         print(f"val tasks: {v['successes']}/{v['episodes']} pushed home by the planner")

@@ -3,16 +3,14 @@
 What planning needs and nothing else (no decoder): the task vector of a demo frame, one
 filtering step, and the transition + reward model unrolled over H steps for a batch of
 candidate sequences (dynamic batch axis N; H is fixed per graph, one graph per exported
-horizon). Either world model exports to the same graphs: the RSSM (planet_model.py) or the
-position latent (planet_positions.py), told apart by the checkpoint's format. Written to OUT.partial and renamed into place once onnxruntime reproduces torch
-to 1e-4 on random inputs with another batch size than the export's, as for TecNet.
+horizon). Either world model exports to the same graphs: the RSSM (rssm.py) or the position
+latent (positions.py), told apart by the checkpoint's format. Staging, the graph export and the
+torch/onnxruntime check are learning/onnx_graphs.py's, as for TecNet.
 """
 
 from __future__ import annotations
 
 import json
-import platform
-import warnings
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,12 +19,11 @@ import numpy as np
 import torch
 
 from il_robot.data.bag_format import JOINT_ORDER
-from il_robot.learning.onnx_graphs import OPSET, TOLERANCE, ExportError, staged_model_dir
-from il_robot.learning.onnx_graphs import git_commit as _git_commit
-from il_robot.learning import planet_positions_train
-from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM
-from il_robot.learning.planet_train import (CONTROL_RATE_HZ, PlanetConfig, load_checkpoint, model_from_checkpoint,
-                                           read_checkpoint)
+from il_robot.learning.onnx_graphs import (TOLERANCE, check_agreement, check_graphs, compare, export_graph,
+                                           refuse_existing, source, staged_model_dir, verification)
+from il_robot.learning.planet.checkpoint import load_either, world_model_from_checkpoint
+from il_robot.learning.planet.rssm import ACTION_DIM, JOINT_DIM
+from il_robot.rates import CONTROL_RATE_HZ
 from il_robot.policies.planet import FORMAT, METADATA_FILE, VERSION, imagine_graph
 
 INPUTS = {"task": ["frame"], "observe": ["belief", "state", "action", "image", "joints", "task"],
@@ -67,40 +64,21 @@ def _module(model, kind: str, horizon: int | None) -> torch.nn.Module:
     return model.graph(kind, horizon)
 
 
-def _export(module: torch.nn.Module, kind: str, example: dict[str, np.ndarray], path: Path) -> None:
-    names = INPUTS[kind] + OUTPUTS[kind]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")    # TorchScript exporter deprecation; verified against torch below
-        torch.onnx.export(module, tuple(torch.from_numpy(example[k]) for k in INPUTS[kind]), str(path),
-                          input_names=INPUTS[kind], output_names=OUTPUTS[kind],
-                          dynamic_axes={n: {0: "N"} for n in names}, opset_version=OPSET, dynamo=False,
-                          do_constant_folding=True)
-
-
 def verify(model, directory: Path, graphs: dict[str, tuple[str, int | None]],
            tolerance: float = TOLERANCE, batch: int = 5) -> dict[str, float]:
     """Max abs difference torch vs onnxruntime per graph and output; ExportError past `tolerance`."""
-    import onnxruntime as ort
-
     diffs = {}
     for name, (kind, horizon) in graphs.items():
         x = random_inputs(model, kind, batch, horizon or 1, seed=1)
         with torch.no_grad():
             expected = _module(model, kind, horizon)(*(torch.from_numpy(x[k]) for k in INPUTS[kind]))
         expected = [e.numpy() for e in (expected if isinstance(expected, tuple) else (expected,))]
-        session = ort.InferenceSession(str(directory / f"{name}.onnx"), providers=["CPUExecutionProvider"])
-        got = session.run(OUTPUTS[kind], x)
-        for out_name, g, e in zip(OUTPUTS[kind], got, expected):
-            if g.shape != e.shape:
-                raise ExportError(f"{name}.onnx {out_name}: onnxruntime shape {g.shape} != torch {e.shape}")
-            diffs[f"{name}.{out_name}"] = float(np.max(np.abs(g - e)))
-    bad = {k: v for k, v in diffs.items() if not v <= tolerance}
-    if bad:
-        raise ExportError(f"onnxruntime disagrees with torch beyond {tolerance:g}: max abs diff {bad}")
-    return diffs
+        got = compare(directory / f"{name}.onnx", x, dict(zip(OUTPUTS[kind], expected)))
+        diffs.update({f"{name}.{out_name}": diff for out_name, diff in got.items()})
+    return check_agreement(diffs, tolerance)
 
 
-def metadata(ckpt: dict, model, cfg: PlanetConfig, graphs: dict[str, tuple[str, int | None]],
+def metadata(ckpt: dict, model, cfg, graphs: dict[str, tuple[str, int | None]],
              diffs: dict[str, float]) -> dict:
     models = {}
     for name, (kind, horizon) in graphs.items():
@@ -146,16 +124,9 @@ def metadata(ckpt: dict, model, cfg: PlanetConfig, graphs: dict[str, tuple[str, 
         "planner": {**asdict(cfg.planner), "algorithm": "CEM (il_robot.policies.cem), warm-started",
                     "horizons": sorted(h for _, h in graphs.values() if h)},
         "training": {"steps": ckpt["step"], "data": ckpt.get("data"), "config": ckpt["config"]},
-        "verification": {"max_abs_diff": diffs, "tolerance": TOLERANCE, "runtime": "onnxruntime CPU"},
-        "source": {"git": _git_commit(), "torch": torch.__version__, "python": platform.python_version(),
-                   "exporter": f"torch.onnx TorchScript exporter, opset {OPSET}"},
+        "verification": verification(diffs),
+        "source": source(),
     }
-
-
-def _load_either(path: str | Path) -> dict:
-    """A checkpoint of either world model: the position trainer's format, else the RSSM's checks."""
-    ckpt = read_checkpoint(path)
-    return ckpt if planet_positions_train.is_positions_checkpoint(ckpt) else load_checkpoint(path, ckpt)
 
 
 def export_planet(checkpoint: str | Path, out_dir: str | Path, force: bool = False, horizons: list[int] | None = None,
@@ -164,13 +135,9 @@ def export_planet(checkpoint: str | Path, out_dir: str | Path, force: bool = Fal
     export.horizons of the run's config (or `horizons`). An existing out_dir is replaced only with force,
     and only after the new export has been verified."""
     out = Path(out_dir)
-    if out.exists() and not force:
-        raise ValueError(f"{out} exists already; use --force to replace it")
-    ckpt = _load_either(checkpoint)
-    if planet_positions_train.is_positions_checkpoint(ckpt):
-        model, cfg = planet_positions_train.model_from_checkpoint(ckpt)
-    else:
-        model, cfg = model_from_checkpoint(ckpt)
+    refuse_existing(out, force)
+    ckpt = load_either(checkpoint)
+    model, cfg = world_model_from_checkpoint(ckpt)
     wanted = sorted({cfg.planner.horizon, *(cfg.export.horizons if horizons is None else horizons)})
     if min(wanted) < 1:
         raise ValueError(f"horizons must be >= 1: {wanted}")
@@ -178,14 +145,10 @@ def export_planet(checkpoint: str | Path, out_dir: str | Path, force: bool = Fal
     graphs.update({imagine_graph(h): ("imagine", h) for h in wanted})
     with staged_model_dir(out) as partial:
         for name, (kind, horizon) in graphs.items():
-            _export(_module(model, kind, horizon), kind, random_inputs(model, kind, 2, horizon or 1),
-                    partial / f"{name}.onnx")
-        try:
-            import onnx
-            for name in graphs:
-                onnx.checker.check_model(str(partial / f"{name}.onnx"), full_check=True)
-        except ImportError:
-            pass        # onnxruntime's load in verify() still catches a broken graph
+            example = random_inputs(model, kind, 2, horizon or 1)
+            export_graph(_module(model, kind, horizon), tuple(torch.from_numpy(example[k]) for k in INPUTS[kind]),
+                         partial / f"{name}.onnx", INPUTS[kind], OUTPUTS[kind])
+        check_graphs([partial / f"{name}.onnx" for name in graphs])
         diffs = verify(model, partial, graphs, tolerance)
         meta = metadata(ckpt, model, cfg, graphs, diffs)
         (partial / METADATA_FILE).write_text(json.dumps(meta, indent=2))

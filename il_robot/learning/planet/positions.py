@@ -1,6 +1,6 @@
 """PlaNet with a position latent: the planner's state is where the tool tip and the target are.
 
-The RSSM (planet_model.py) has to discover, from pixels, that the few pixels of the target matter
+The RSSM (rssm.py) has to discover, from pixels, that the few pixels of the target matter
 and how a push moves them; on this CPU it did not within an hour of training (docs/planet.md). This
 world model gives its latent a meaning instead, and learns each part from the same episodes:
 
@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from il_robot.learning.planet_model import ACTION_DIM, JOINT_DIM, frame_tensor, mlp
-from il_robot.learning.planet_reward import RewardConfig
+from il_robot.learning.planet.rssm import ACTION_DIM, JOINT_DIM, frame_tensor, mlp
+from il_robot.learning.planet.reward import RewardConfig
 from il_robot.sim.tasks import GOAL_XY
 
 MAP = 32                 # the locator's feature map is MAP x MAP (64 px frames, stride 2)
@@ -181,7 +181,7 @@ class PositionWorldModel(nn.Module):
         return self.tip_head(q) * self.tip_std + self.tip_mean
 
     def reward(self, tip: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """planet_reward.reward in torch (the graph cannot call numpy; its settings become constants): m."""
+        """reward.reward in torch (the graph cannot call numpy; its settings become constants): m."""
         r = self.reward_cfg
         to_goal = torch.tensor(GOAL_XY, dtype=target.dtype, device=target.device) - target[..., :2]
         goal = torch.sqrt((to_goal ** 2).sum(-1, keepdim=True) + 1e-12)

@@ -249,7 +249,7 @@ class PlaNet(nn.Module):
         return self.positions_norm(belief, state, task) * self.position_std + self.position_mean
 
     def position_reward(self, belief: torch.Tensor, state: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        """planet_reward.reward on the decoded tip and target: the reward is known given the positions,
+        """reward.reward on the decoded tip and target: the reward is known given the positions,
         so only where things are (and go) must be learned, and an imagined state cannot score well
         without the target being imagined near the goal."""
         p = self.positions(belief, state, task)

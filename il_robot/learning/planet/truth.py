@@ -4,7 +4,7 @@ PlaNet reports, next to the learned model, CEM planning with the simulator itsel
 model: what planning can reach when the model is perfect. Here each candidate sequence is
 played out on a scratch copy of the world, through the same resolved-rate and
 computed-torque control the episode uses, and scored with the training reward
-(il_robot.learning.planet_reward). That is thousands of physics steps per candidate, so
+(il_robot.learning.planet.reward). That is thousands of physics steps per candidate, so
 J, H and I are reduced and it runs offline (`il-robot bench planet --episodes`), far from
 control rate. `torque_every` > 1 holds each torque command over several physics steps in
 the rollouts only (a 100 Hz torque loop at 5): faster, slightly less exact.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from il_robot.learning.planet_reward import RewardConfig, reward
+from il_robot.learning.planet.reward import RewardConfig, reward
 from il_robot.policies.base import Observation, Policy
 from il_robot.policies.cem import CEMConfig, CEMPlanner
 

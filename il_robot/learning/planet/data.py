@@ -6,7 +6,7 @@ noise, all appended to one growing dataset. Unlike the demo bags, these episodes
 the privileged positions the reward is computed from (tip, target), and a task id.
 
 One file per episode in a directory, `<set>-<task>_<source>_s<seed>.npz`, one row per
-control frame (20 Hz):
+control frame (il_robot.rates.CONTROL_RATE_HZ, 20 Hz):
   image (T,64,64,3) uint8 RGB | q, qd (T,7) | action (T,3) tip velocity commanded after
   the frame (m/s) | t (T,) s | tip, target, distractor (T,3) m, base frame |
   meta: JSON string (task, task_set, task_index, seed, source, success, final_distance)
@@ -29,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from il_robot.learning.planet_reward import RewardConfig, goal_distance, reward
+from il_robot.learning.planet.reward import RewardConfig, goal_distance, reward
+from il_robot.learning.augment import turn_hue
 from il_robot.policies.base import Observation, Policy
+from il_robot.rates import CONTROL_RATE_HZ
 from il_robot.sim.tasks import GOAL_RADIUS, TASK_SET_SIZES
 
 SOURCES = ("expert", "okay", "poor", "random", "redirect", "wrong", "planner")
@@ -67,7 +69,7 @@ class RandomPusher(Policy):
     PlaNet seeds with uniform random actions; at 20 Hz those jitter in place, while a slowly
     drifting velocity covers the workspace and sometimes knocks the objects."""
 
-    def __init__(self, bound: float, seed: int = 0, rate_hz: float = 20.0, time_constant: float = 0.5):
+    def __init__(self, bound: float, seed: int = 0, rate_hz: float = CONTROL_RATE_HZ, time_constant: float = 0.5):
         self.bound, self.seed = bound, seed
         self.decay = float(np.exp(-1.0 / (rate_hz * time_constant)))
         self.reset({})
@@ -430,8 +432,6 @@ class SequenceSampler:
     def _turned(self, images: np.ndarray, task_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The chunk's frames and its task frame with the objects' hue turned by one random angle: a new
         pair of object colours, the same task (the goal, table and arm keep theirs)."""
-        from il_robot.learning.augment import turn_hue
-
         stack = np.concatenate([images, task_frame[None]])
         turned = turn_hue(stack, np.full(len(stack), int(self.rng.integers(1, 180))))
         return turned[:-1], turned[-1]
@@ -457,10 +457,10 @@ def split(episodes: list[EpisodeData], task_set: str) -> list[EpisodeData]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m il_robot.learning.planet_data --out DIR [...]: seed episodes without training."""
+    """python -m il_robot.learning.planet.data --out DIR [...]: seed episodes without training."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m il_robot.learning.planet_data",
+    p = argparse.ArgumentParser(prog="python -m il_robot.learning.planet.data",
                                 description="Collect PlaNet seed episodes (simulated operators and random "
                                             "actions) into DIR; existing episodes are kept.")
     p.add_argument("--out", required=True, metavar="DIR")

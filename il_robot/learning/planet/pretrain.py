@@ -11,16 +11,13 @@ from the train episodes (hue-turned like the chunks), with their own Adam optimi
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
-from il_robot.learning.planet_data import SequenceSampler
-from il_robot.learning.planet_model import PlaNet, frame_position_loss
-from il_robot.learning.run_loop import CsvLog
+from il_robot.learning.planet.data import SequenceSampler
+from il_robot.learning.planet.rssm import PlaNet, frame_position_loss
+from il_robot.learning.run_loop import CsvLog, StepLoop
 
 COLUMNS = ("step", "wall_time", "frame_position_loss", "target_xy_error")
 
@@ -31,14 +28,9 @@ def pretrain_encoder(model: PlaNet, sampler: SequenceSampler, steps: int, batch:
     parts = [model.encoder, model.task_head, model.frame_position_head]
     params = [p for part in parts for p in part.parameters()]
     optimizer = torch.optim.Adam(params, lr=lr, eps=eps)
-    log = CsvLog(log_path, COLUMNS, None) if log_path is not None else None
     std = model.position_std[3:5]
-    window: dict[str, list[float]] = {"frame_position_loss": [], "target_xy_error": []}
-    last: dict[str, float] = {}
-    seconds = 0.0
-    bar = tqdm(total=steps, desc="encoder pretraining", unit="step", disable=not progress, dynamic_ncols=True)
-    for step in range(1, steps + 1):
-        t0 = time.monotonic()
+
+    def train_step(n: int) -> dict:
         frames = {k: torch.from_numpy(v).to(device).float() for k, v in sampler.sample_frames(batch).items()}
         task = model.task_vector(frames["task_frame"].permute(0, 3, 1, 2))
         target = (frames["position"] - model.position_mean) / model.position_std
@@ -46,17 +38,12 @@ def pretrain_encoder(model: PlaNet, sampler: SequenceSampler, steps: int, batch:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        seconds += time.monotonic() - t0
         with torch.no_grad():
             error = ((predicted[:, :2] - target[:, 3:5]) * std).norm(dim=-1).mean()
-        window["frame_position_loss"].append(loss.item())
-        window["target_xy_error"].append(error.item())
-        bar.update(1)
-        if step % log_every == 0 or step == steps:
-            last = {k: float(np.mean(v)) for k, v in window.items()}
-            if log is not None:
-                log.add({"step": step, "wall_time": round(seconds, 3), **last})
-            bar.set_postfix(loss=f"{last['frame_position_loss']:.3f}", tgt=f"{last['target_xy_error']:.3f}")
-            window = {k: [] for k in window}
-    bar.close()
-    return {"steps": steps, "batch": batch, "seconds": seconds, **last}
+        return {"frame_position_loss": loss, "target_xy_error": error}
+
+    log = CsvLog(log_path, COLUMNS, None) if log_path is not None else None
+    loop = StepLoop("encoder pretraining", steps, train_step, log, log_every,
+                    postfix=lambda m, rate: {"loss": f"{m['frame_position_loss']:.3f}",
+                                             "tgt": f"{m['target_xy_error']:.3f}"}).run(progress)
+    return {"steps": steps, "batch": batch, "seconds": loop.seconds, **loop.means}
