@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from il_robot.policies.base import Observation, Policy
+from il_robot.rates import CONTROL_RATE_HZ
 from il_robot.robot.computed_torque import ComputedTorqueController
 from il_robot.robot.model import RobotModel
 from il_robot.robot.resolved_rate import ResolvedRateController
@@ -38,7 +39,7 @@ def privileged_objects(world: PushingWorld) -> dict[str, np.ndarray]:
 
 class InProcessStack:
     def __init__(self, world: PushingWorld, robot: RobotModel | None = None, kp=DEFAULT_KP, kd=DEFAULT_KD,
-                 control_rate: float = 20.0):
+                 control_rate: float = CONTROL_RATE_HZ):
         self.world = world
         self.robot = robot or RobotModel.load()
         self.controller = ComputedTorqueController(self.robot, kp, kd)

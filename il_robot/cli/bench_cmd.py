@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from il_robot.rates import CONTROL_RATE_HZ
+
 BENCHES = ("id", "sim", "loop", "swap")
 ON_REQUEST = ("realtime", "planet", "tecnet", "precision")   # need a trained model or minutes: run only when named
 
@@ -55,8 +57,8 @@ def bench_id(n: int = 20000) -> dict:
 
     robot = RobotModel.load()
     rng = np.random.default_rng(0)
-    q = np.array(panda_like.HOME_Q) + rng.normal(0, 0.1, 7)
-    qd, qdd = rng.normal(0, 0.3, 7), rng.normal(0, 1.0, 7)
+    q = np.array(panda_like.HOME_Q) + rng.normal(0, 0.1, panda_like.N_JOINTS)
+    qd, qdd = rng.normal(0, 0.3, panda_like.N_JOINTS), rng.normal(0, 1.0, panda_like.N_JOINTS)
     step = np.empty(n)
     for i in range(n):
         t0 = time.perf_counter()
@@ -81,7 +83,7 @@ def bench_sim(sim_seconds: float = 10.0) -> dict:
     world = PushingWorld(make_task("heldout", 0))
     world.reset(0)
     steps = int(sim_seconds / world.timestep)
-    per_frame = round(1 / (20.0 * world.timestep))
+    per_frame = round(1 / (CONTROL_RATE_HZ * world.timestep))
     world.render()  # create the GL context outside the timing
     render = []
     t0 = time.perf_counter()
@@ -160,7 +162,7 @@ def bench_loop(seconds: float, rate: float) -> dict:
         start = time.perf_counter()
         next_t = start
         while time.perf_counter() - start < seconds:
-            msg = conv.joint_state(names, q, np.zeros(7), np.zeros(7), time.time())
+            msg = conv.joint_state(names, q, np.zeros(panda_like.N_JOINTS), np.zeros(panda_like.N_JOINTS), time.time())
             answer.clear()
             t_sent = time.perf_counter()
             sent.append(t_sent)

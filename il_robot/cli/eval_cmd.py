@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from il_robot.rates import CONTROL_RATE_HZ
 from il_robot.sim.tasks import MAX_SEED, TASK_SET_SIZES
 
 EPISODE_SEED_STRIDE = 100_000   # episode i of seed S runs on seed S * stride + i
@@ -188,7 +189,7 @@ def save_video(directory: str, i: int, result: dict, frames: list) -> str:
     from il_robot.video import write_video
 
     name = f"episode_{i:03d}_{result['task'].replace('/', '-')}_{'success' if result['success'] else 'failure'}"
-    fps = len(frames) / result["duration"] if result["duration"] > 0 else 20.0
+    fps = len(frames) / result["duration"] if result["duration"] > 0 else CONTROL_RATE_HZ
     caption = f"{result['task']} seed {result['seed']}"
     return str(write_video(os.path.join(directory, name + ".mp4"), frames, fps, caption))
 

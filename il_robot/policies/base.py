@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from il_robot.rates import CONTROL_RATE_HZ
+
 
 class PolicyLoadError(RuntimeError):
     """A policy could not be built: missing or broken model, wrong shapes, bad demo."""
@@ -36,7 +38,7 @@ class PolicyConfig:
     model_dir: str = ""
     demos: list[str] = field(default_factory=list)
     device: str = "cpu"
-    rate_hz: float = 20.0
+    rate_hz: float = CONTROL_RATE_HZ
 
 
 class Policy(ABC):

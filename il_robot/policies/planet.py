@@ -26,6 +26,7 @@ from il_robot.policies.demo_bags import demo_images, demos_or_shipped
 from il_robot.policies.cem import CEMConfig, CEMPlanner
 from il_robot.policies.image_input import image_batch
 from il_robot.policies.onnx_session import create_session, read_model_metadata, shape_matches
+from il_robot.robot.panda_like import N_JOINTS
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,7 @@ FORMAT = "il_robot.planet"
 VERSION = 2                         # 2: observe.onnx takes the task vector (task-conditioned posterior)
 DEFAULT_MODEL = "planet"            # under the package's models/ directory
 METADATA_FILE = "metadata.json"
-N_JOINTS = 7
-JOINT_DIM = 2 * N_JOINTS
+JOINT_DIM = 2 * N_JOINTS           # q then qd
 ACTION_DIM = 3
 # graph -> inputs/outputs this code feeds and reads (None: size read from the metadata)
 EXPECTED_IO = {

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-N_JOINTS = 7
+from il_robot.robot.panda_like import N_JOINTS
+
 PART_SIZES = {"q": N_JOINTS, "qd": N_JOINTS, "tip": 3}   # joint positions (rad), velocities (rad/s), tip (m)
 LAYOUTS = (("q", "qd"), ("q", "qd", "tip"), ("q", "tip"))   # what this code feeds; metadata state.layout
 

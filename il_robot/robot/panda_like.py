@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 JOINT_NAMES = tuple(f"panda_joint{i}" for i in range(1, 8))
+N_JOINTS = len(JOINT_NAMES)    # the joint count every joint array has
 
 # Modified DH (Craig): a_{i-1}, d_i, alpha_{i-1} for joints 1..7; flange d=0.107.
 DH_A = (0.0, 0.0, 0.0, 0.0825, -0.0825, 0.0, 0.088)
@@ -50,7 +51,7 @@ def _body_frame(i: int) -> tuple[tuple[float, float, float], tuple[float, float,
 
 def _link_geom(i: int) -> str:
     """A capsule from this link's origin toward the next link's origin (visual only)."""
-    if i + 1 < 7:
+    if i + 1 < N_JOINTS:
         nxt, _ = _body_frame(i + 1)
     else:
         nxt = (0.0, 0.0, FLANGE_D)
@@ -60,7 +61,7 @@ def _link_geom(i: int) -> str:
 
 
 def _inertial(i: int) -> str:
-    if i + 1 < 7:
+    if i + 1 < N_JOINTS:
         nxt, _ = _body_frame(i + 1)
     else:
         nxt = (0.0, 0.0, FLANGE_D)
@@ -73,7 +74,7 @@ def _inertial(i: int) -> str:
 def arm_body_xml() -> str:
     """The arm's kinematic tree, to be placed in a <worldbody>."""
     opened = []
-    for i in range(7):
+    for i in range(N_JOINTS):
         pos, quat = _body_frame(i)
         name = f"panda_link{i + 1}"
         opened.append(
@@ -91,7 +92,7 @@ def arm_body_xml() -> str:
         f'<site name="{TIP_SITE}" pos="0 0 {TOOL_LENGTH}" size="0.005"/>'
         f"</body>"
     )
-    return "".join(opened) + tool + "</body>" * 7
+    return "".join(opened) + tool + "</body>" * N_JOINTS
 
 
 def arm_defaults_xml() -> str:

@@ -18,6 +18,7 @@ from std_msgs.msg import String
 
 from il_robot import topics
 from il_robot.policies.base import Observation
+from il_robot.rates import CONTROL_RATE_HZ
 from il_robot.robot import panda_like
 from il_robot.robot.joint_order import JointInputError, JointOrder
 from il_robot.robot.model import RobotModel
@@ -34,7 +35,7 @@ class OperatorNode(Node):
         super().__init__("operator", **kwargs)
         skill = declare(self, "skill", "expert", "Operator skill", choices=tuple(SKILLS), read_only=True)
         seed = declare(self, "seed", 0, "Seed of the operator's noise and hesitations", read_only=True)
-        rate = declare(self, "rate_hz", 20.0, "How often the operator acts (Hz)", float_range=(1.0, 100.0),
+        rate = declare(self, "rate_hz", CONTROL_RATE_HZ, "How often the operator acts (Hz)", float_range=(1.0, 100.0),
                        read_only=True)
         self.operator = SimulatedOperator(skill, seed, rate)
         self.robot = RobotModel.load("", list(panda_like.JOINT_NAMES))

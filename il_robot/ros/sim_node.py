@@ -44,6 +44,7 @@ from il_robot.ros.topic_thread import TopicThread
 from il_robot.ros.latched import LATCHED_LATEST
 from il_robot.ros.params import check_choices, declare
 from il_robot.ros.runner import run_node
+from il_robot.rates import CONTROL_RATE_HZ
 from il_robot.ros.thread_priority import DEFAULT_PRIORITY, PRIORITY_RANGE, set_thread_priority
 from il_robot.sim.tasks import GOAL_XY, MAX_SEED, TASK_SET_SIZES, make_task
 from il_robot.sim.world import PushingWorld
@@ -124,7 +125,7 @@ class SimNode(Node):
                             int_range=(0, MAX_SEED))
         self.mode = declare(self, "mode", "realtime", "realtime (wall clock) or lockstep (deterministic)",
                             choices=MODES, read_only=True)
-        self.camera_rate = declare(self, "camera_rate", 20.0, "Camera and object-pose rate (Hz)",
+        self.camera_rate = declare(self, "camera_rate", CONTROL_RATE_HZ, "Camera and object-pose rate (Hz)",
                                    float_range=(1.0, 100.0), read_only=True)
         self.camera_delay = declare(self, "camera_delay", 0.0,
                                     "Realtime: camera latency (s, sim time). A frame (image, camera_info, "

@@ -64,7 +64,7 @@ class PushingWorld:
         self.episode_seed = int(seed)
         mujoco.mj_resetData(self.model, self.data)
         rng = np.random.default_rng([seed, 11])
-        q0 = np.array(panda_like.HOME_Q) + rng.uniform(-self.home_noise, self.home_noise, 7)
+        q0 = np.array(panda_like.HOME_Q) + rng.uniform(-self.home_noise, self.home_noise, panda_like.N_JOINTS)
         self.data.qpos[self._qadr] = q0
         target_xy, distractor_xy = draw_positions(self.task, seed)
         for name, xy, spec in (("target", target_xy, self.task.target),

@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from il_robot.learning.keypoints import spatial_softmax
+from il_robot.robot.panda_like import N_JOINTS
 
 ACTION_DIM = 3      # tool-tip linear velocity, m/s
-JOINT_DIM = 14      # q (7) then qd (7)
+JOINT_DIM = 2 * N_JOINTS   # q then qd
 POSITION_DIM = 9    # tip, target, distractor (x, y, z), m: privileged, for the auxiliary loss only
 
 
