@@ -456,6 +456,30 @@ def split(episodes: list[EpisodeData], task_set: str) -> list[EpisodeData]:
     return [e for e in episodes if e.meta.get("task_set") == task_set]
 
 
+def training_episodes(directory: str | Path, cfg: CollectConfig, action_bound: float,
+                      progress: bool = True) -> list[EpisodeData]:
+    """What a training run starts from: the seed episodes `directory` lacks are collected first, then every
+    episode it holds is loaded; errors when a seed episode failed or no train-task episode is there."""
+    seeded = collect_seed(directory, cfg, action_bound, progress)
+    if seeded["collected"]:
+        by_source = ", ".join(f"{k} {v['successes']}/{v['episodes']} successful"
+                              for k, v in seeded["by_source"].items())
+        print(f"seed episodes collected into {directory}: {seeded['collected']} ({by_source})", flush=True)
+    if seeded["failed"]:
+        raise RuntimeError(f"seed collection failed: {seeded['failed'][:3]}")
+    episodes = load_episodes(directory)
+    if not split(episodes, "train"):
+        raise ValueError(f"{directory}: no train-task episodes")
+    return episodes
+
+
+def run_data_info(directory: str | Path, episodes: list[EpisodeData], action_repeat: int) -> dict:
+    """What a checkpoint and a summary say about the data a run trained on."""
+    return {"path": str(Path(directory).resolve()), "train": data_summary(split(episodes, "train")),
+            "val": data_summary(split(episodes, "val")), "action_repeat": action_repeat,
+            "control_rate_hz": CONTROL_RATE_HZ}
+
+
 def main(argv: list[str] | None = None) -> int:
     """python -m il_robot.learning.planet.data --out DIR [...]: seed episodes without training."""
     import argparse

@@ -34,7 +34,6 @@ from il_robot.learning.planet.positions import MAP, PositionBackend, PositionWor
 from il_robot.learning.planet.positions_config import PositionsConfig, PositionTrainConfig, check_config, config_from_dict
 from il_robot.learning.checkpoints import read_checkpoint
 from il_robot.learning.run_loop import Every, RunDir, StepLoop, say, set_threads
-from il_robot.rates import CONTROL_RATE_HZ
 from il_robot.sim.scene import camera_pixels
 from il_robot.sim.tasks import GOAL_XY
 
@@ -204,13 +203,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PositionsConfig | None
     rng = np.random.default_rng(cfg.train.seed)
     t = cfg.train
 
-    seeded = data.collect_seed(data_dir, cfg.collect, cfg.data.action_bound, progress)
-    if seeded["failed"]:
-        raise RuntimeError(f"seed collection failed: {seeded['failed'][:3]}")
-    episodes = data.load_episodes(data_dir)
+    episodes = data.training_episodes(data_dir, cfg.collect, cfg.data.action_bound, progress)
     train_eps = data.split(episodes, "train")
-    if not train_eps:
-        raise ValueError(f"{data_dir}: no train-task episodes")
     val_eps = data.split(episodes, "val") or train_eps[:4]
     run.begin(cfg)
     log = run.log("train_log.csv", LOG_COLUMNS)
@@ -227,9 +221,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PositionsConfig | None
     steps = {"locator": 0, "tip": 0, "dynamics": 0}
 
     def data_info() -> dict:
-        return {"path": str(data_dir.resolve()), "train": data.data_summary(train_eps),
-                "val": data.data_summary(data.split(episodes, "val")), "action_repeat": cfg.data.action_repeat,
-                "control_rate_hz": CONTROL_RATE_HZ}
+        return data.run_data_info(data_dir, episodes, cfg.data.action_repeat)
 
     def save() -> Path:
         return save_positions_checkpoint(run.last, model, cfg, steps, data_info(), time.monotonic() - started)

@@ -193,17 +193,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PlanetConfig | None = 
     threads = set_threads(cfg.train.threads)
     dev = torch_device(device)
 
-    seeded = data.collect_seed(data_dir, cfg.collect, cfg.data.action_bound, progress)
-    if seeded["collected"]:
-        by_source = ", ".join(f"{k} {v['successes']}/{v['episodes']} successful"
-                              for k, v in seeded["by_source"].items())
-        print(f"seed episodes collected into {data_dir}: {seeded['collected']} ({by_source})", flush=True)
-    if seeded["failed"]:
-        raise RuntimeError(f"seed collection failed: {seeded['failed'][:3]}")
-    episodes = data.load_episodes(data_dir)
+    episodes = data.training_episodes(data_dir, cfg.collect, cfg.data.action_bound, progress)
     train_eps = data.split(episodes, "train")
-    if not train_eps:
-        raise ValueError(f"{data_dir}: no train-task episodes")
     val_eps = data.split(episodes, "val") or train_eps[:cfg.train.open_loop_sequences]
     rng = np.random.default_rng(cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
@@ -233,9 +224,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: PlanetConfig | None = 
     val_log = run.log("val_log.csv", VAL_COLUMNS, step if ckpt else None)
 
     def data_info() -> dict:
-        return {"path": str(data_dir.resolve()), "train": data.data_summary(train_eps),
-                "val": data.data_summary(data.split(episodes, "val")), "action_repeat": cfg.data.action_repeat,
-                "control_rate_hz": CONTROL_RATE_HZ}
+        return data.run_data_info(data_dir, episodes, cfg.data.action_repeat)
 
     def save() -> Path:
         return save_rssm_checkpoint(run.last, model, optimizer, loop.step, cfg, data_info(), rng, loop.seconds)
