@@ -48,8 +48,8 @@ class StageContext:
         if stage.kind == "select":
             return json.loads((self.out(name) / "choice.json").read_text())["model"]
         summary = json.loads((self.out(name) / "summary.json").read_text())
-        return {"model_dir": summary["onnx"]["dir"], "checkpoint": summary["onnx"].get("checkpoint"),
-                "stage": name}
+        return {"model_dir": summary["onnx"]["dir"],
+                "checkpoint": summary["onnx"].get("checkpoint") or summary.get("checkpoint"), "stage": name}
 
 
 def _workers(n: int) -> int:
