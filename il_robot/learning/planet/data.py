@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from il_robot.learning.planet.reward import RewardConfig, goal_distance, reward
+from il_robot.data.episode_file import PARTIAL_SUFFIX, write_arrays
 from il_robot.learning.augment import turn_hue
 from il_robot.policies.base import Observation, Policy
 from il_robot.rates import CONTROL_RATE_HZ
@@ -184,13 +185,10 @@ def episode_name(meta: dict) -> str:
 
 
 def save_episode(directory: str | Path, arrays: dict, meta: dict) -> Path:
-    """Atomic: written to a temporary name, renamed into place (a half file never looks complete)."""
-    path = Path(directory) / episode_name(meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.npz")
-    np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **{k: arrays[k] for k in ARRAYS})
-    os.replace(tmp, path)
-    return path
+    """One file per episode, its meta inside (atomic: il_robot.data.episode_file). Not a dataset's schema:
+    these rows carry the privileged positions the reward is computed from, and no dataset.json."""
+    return write_arrays(Path(directory) / episode_name(meta),
+                        {"meta": np.array(json.dumps(meta)), **{k: arrays[k] for k in ARRAYS}})
 
 
 # -- seed collection (worker processes) -------------------------------------------------------------
@@ -317,7 +315,7 @@ def load_episode(path: str | Path) -> EpisodeData:
 
 
 def episode_files(directory: str | Path) -> list[Path]:
-    return sorted(p for p in Path(directory).glob("*.npz") if not p.name.endswith(".partial.npz"))
+    return sorted(p for p in Path(directory).glob("*.npz") if not p.name.endswith(PARTIAL_SUFFIX))
 
 
 def load_episodes(directory: str | Path, known: dict[Path, EpisodeData] | None = None) -> list[EpisodeData]:
