@@ -212,7 +212,7 @@ def test_model_shapes_and_losses_are_finite():
 
 @needs_torch
 def test_positions_reward_head_scores_the_decoded_positions_with_the_known_reward():
-    """reward_head 'positions': the planner's reward is planet_reward.reward of the tip and target the
+    """reward_head 'positions': the planner's reward is planet.reward.reward of the tip and target the
     task-conditioned position head decodes (so another task vector gives another reward)."""
     import torch
 

@@ -23,8 +23,8 @@ from il_robot.learning.onnx_graphs import (TOLERANCE, check_agreement, check_gra
                                            refuse_existing, source, staged_model_dir, verification)
 from il_robot.learning.planet.checkpoint import load_either, world_model_from_checkpoint
 from il_robot.learning.planet.rssm import ACTION_DIM, JOINT_DIM
-from il_robot.rates import CONTROL_RATE_HZ
 from il_robot.policies.planet import FORMAT, METADATA_FILE, VERSION, imagine_graph
+from il_robot.rates import CONTROL_RATE_HZ
 
 INPUTS = {"task": ["frame"], "observe": ["belief", "state", "action", "image", "joints", "task"],
           "imagine": ["belief", "state", "actions", "task"]}

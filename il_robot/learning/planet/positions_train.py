@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from il_robot.learning.checkpoints import read_checkpoint
 from il_robot.learning.planet import data
 from il_robot.learning.planet.checkpoint import is_positions_checkpoint, save_positions_checkpoint
 from il_robot.learning.planet.export import export_planet
@@ -32,7 +33,6 @@ from il_robot.learning.planet.planner import plan_episode
 from il_robot.learning.planet.plots import plot_position_curves, plot_position_open_loop
 from il_robot.learning.planet.positions import MAP, PositionBackend, PositionWorldModel
 from il_robot.learning.planet.positions_config import PositionsConfig, PositionTrainConfig, check_config, config_from_dict
-from il_robot.learning.checkpoints import read_checkpoint
 from il_robot.learning.run_loop import Every, RunDir, StepLoop, say, set_threads
 from il_robot.sim.scene import camera_pixels
 from il_robot.sim.tasks import GOAL_XY
