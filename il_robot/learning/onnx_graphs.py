@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import platform
 import shutil
-import subprocess
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from il_robot.provenance import git_commit
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -99,16 +100,3 @@ def source() -> dict:
     """The code a model came from: git commit, torch, python, exporter."""
     return {"git": git_commit(), "torch": torch.__version__, "python": platform.python_version(),
             "exporter": f"torch.onnx TorchScript exporter, opset {OPSET}"}
-
-
-def git_commit() -> dict:
-    """The source checkout this code runs from, best effort (None outside a git checkout)."""
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                                    capture_output=True, text=True, timeout=5, check=True).stdout.strip())
-        return {"commit": commit, "dirty": dirty}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
