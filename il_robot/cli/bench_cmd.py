@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("--rate", type=float, default=500.0, help="joint-state rate of the loop benchmark (Hz)")
     p.add_argument("--swap-to", default="hold", help="policy swapped in mid-episode by the swap bench")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--workers", type=int, default=1,
+                   help="tecnet and planet with --episodes: share the episodes out to this many processes "
+                        "(default 1)")
     from il_robot.cli import planet_bench, precision_bench, realtime_bench, tecnet_bench
     realtime_bench.add_arguments(p)
     planet_bench.add_arguments(p)

@@ -33,6 +33,9 @@ def add_arguments(p) -> None:
                    help="episodes of the true-dynamics CEM upper bound (default: --episodes; about 90 s each)")
     g.add_argument("--tasks", default="heldout", help="task set of the episodes (default heldout)")
     g.add_argument("--seed", type=int, default=0, help="episode i: task i mod set size, seed seed*100000+i")
+    g.add_argument("--no-scripted", action="store_true",
+                   help="with --episodes: skip the scripted expert's episodes (a reference; comparing models "
+                        "does not need it)")
 
 
 def _ms(samples) -> dict:
@@ -80,42 +83,26 @@ def demo_frame(stack, seed: int) -> tuple[np.ndarray, bool]:
 
 
 def run_episodes(model, args) -> dict:
-    from il_robot.learning.planet.reward import RewardConfig
-    from il_robot.learning.planet.truth import TrueDynamicsPlanner, TruthConfig
-    from il_robot.policies.base import PolicyConfig
-    from il_robot.policies.planet import PlanetPolicy
-    from il_robot.policies.scripted import ScriptedPusher
-    from il_robot.rollout import InProcessStack
-    from il_robot.sim.tasks import TASK_SET_SIZES, make_task
-    from il_robot.sim.world import PushingWorld
+    """The episode plan, shared out to --workers processes (an episode's result does not depend on which)."""
+    from il_robot.sim.tasks import TASK_SET_SIZES
 
     n = TASK_SET_SIZES[args.tasks]
-    plan = [(i % n, args.seed * 100_000 + i) for i in range(args.episodes)]
+    plan = [(i, i % n, args.seed * 100_000 + i) for i in range(args.episodes)]
     truth_n = args.episodes if args.truth_episodes is None else args.truth_episodes
-    reward_cfg = RewardConfig(**{k: float(model.meta["reward"][k]) for k in ("goal_weight", "reach_weight")},
-                              **{k: float(model.meta["reward"][k]) for k in ("reach_radius", "reach_behind", "push_height")
-                                 if k in model.meta["reward"]})
-    truth_cfg = TruthConfig(action_repeat=model.repeat, action_bound=model.bound)
-    stack = InProcessStack(PushingWorld(make_task(args.tasks, plan[0][0])))
-    results: dict[str, list] = {"planet": [], "scripted": [], "truth": []}
-    for i, (index, seed) in enumerate(plan):
-        task = make_task(args.tasks, index)
-        stack.world.use_task(task)
-        frame, demo_ok = demo_frame(stack, seed + DEMO_SEED_OFFSET)
-        policies = {"scripted": ScriptedPusher(),
-                    "planet": PlanetPolicy(PolicyConfig(), model=model, task=model.task_vector(frame))}
-        if i < truth_n:
-            policies["truth"] = TrueDynamicsPlanner(stack, truth_cfg, reward_cfg)
-        for name, policy in policies.items():
-            t0 = time.monotonic()
-            r = stack.run_episode(policy, seed, 10.0)
-            results[name].append({"task": r.task, "seed": seed, "success": r.success,
-                                  "final_distance": r.final_distance, "wall_time": time.monotonic() - t0,
-                                  **({"demo_success": demo_ok} if name == "planet" else {})})
-            print(f"[{i + 1}/{len(plan)}] {name:8s} {r.task} seed {seed}: {'success' if r.success else 'failure'}, "
-                  f"{r.final_distance * 100:.1f} cm, {time.monotonic() - t0:.1f} s wall", flush=True)
-        if "truth" in policies:
-            policies["truth"].close()
+    workers = max(1, min(getattr(args, "workers", 1), len(plan)))
+    names = ["planet"] + ([] if getattr(args, "no_scripted", False) else ["scripted"])
+    if workers == 1:
+        parts = [_episodes(model, args.tasks, plan, truth_n, names, len(plan))]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_episodes, str(model.dir), args.tasks, plan[w::workers], truth_n, names, len(plan))
+                       for w in range(workers)]
+            parts = [f.result() for f in futures]
+    results = {name: sorted((r for part in parts for r in part[name]), key=lambda r: r["index"])
+               for name in ("planet", "scripted", "truth")}
     summary = {}
     for name, rows in results.items():
         if rows:
@@ -125,6 +112,48 @@ def run_episodes(model, args) -> dict:
                              "wall_time_per_episode": float(np.mean([r["wall_time"] for r in rows])),
                              "per_episode": rows}
     return summary
+
+
+def _episodes(model, task_set: str, plan: list, truth_n: int, names: list[str], total: int) -> dict:
+    """Episodes (index, task, seed) of the plan for planet, the scripted expert and the true-dynamics CEM;
+    `model` is a PlanetModel or, in a worker process, its directory."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from il_robot.learning.planet.reward import RewardConfig
+    from il_robot.learning.planet.truth import TrueDynamicsPlanner, TruthConfig
+    from il_robot.policies.base import PolicyConfig
+    from il_robot.policies.planet import PlanetModel, PlanetPolicy
+    from il_robot.policies.scripted import ScriptedPusher
+    from il_robot.rollout import InProcessStack
+    from il_robot.sim.tasks import make_task
+    from il_robot.sim.world import PushingWorld
+
+    if isinstance(model, str):
+        model = PlanetModel(model)
+    reward_cfg = RewardConfig(**{k: float(model.meta["reward"][k]) for k in ("goal_weight", "reach_weight")},
+                              **{k: float(model.meta["reward"][k]) for k in ("reach_radius", "reach_behind", "push_height")
+                                 if k in model.meta["reward"]})
+    truth_cfg = TruthConfig(action_repeat=model.repeat, action_bound=model.bound)
+    stack = InProcessStack(PushingWorld(make_task(task_set, plan[0][1])))
+    results: dict[str, list] = {"planet": [], "scripted": [], "truth": []}
+    for i, index, seed in plan:
+        stack.world.use_task(make_task(task_set, index))
+        frame, demo_ok = demo_frame(stack, seed + DEMO_SEED_OFFSET)
+        policies = {"planet": PlanetPolicy(PolicyConfig(), model=model, task=model.task_vector(frame))}
+        if "scripted" in names:
+            policies["scripted"] = ScriptedPusher()
+        if i < truth_n:
+            policies["truth"] = TrueDynamicsPlanner(stack, truth_cfg, reward_cfg)
+        for name, policy in policies.items():
+            t0 = time.monotonic()
+            r = stack.run_episode(policy, seed, 10.0)
+            results[name].append({"index": i, "task": r.task, "seed": seed, "success": r.success,
+                                  "final_distance": r.final_distance, "wall_time": time.monotonic() - t0,
+                                  **({"demo_success": demo_ok} if name == "planet" else {})})
+            print(f"[{i + 1}/{total}] {name:8s} {r.task} seed {seed}: {'success' if r.success else 'failure'}, "
+                  f"{r.final_distance * 100:.1f} cm, {time.monotonic() - t0:.1f} s wall", flush=True)
+        if "truth" in policies:
+            policies["truth"].close()
+    return results
 
 
 def run(args) -> dict:

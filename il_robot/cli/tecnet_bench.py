@@ -30,8 +30,6 @@ def add_arguments(p) -> None:
                         "conditioned on --shots bags of its own task")
     g.add_argument("--shots", type=int, default=1, help="demos per episode with --tecnet-demo-dir (default 1)")
     g.add_argument("--demo-skill", default="any", help="only demos of this operator skill (default any)")
-    g.add_argument("--workers", type=int, default=1,
-                   help="with --episodes: share the episodes out to this many processes (default 1)")
 
 
 def first_demo(demo_dir: str | None, task_set: str = "heldout", skill: str = "any") -> str | None:

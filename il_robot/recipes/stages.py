@@ -163,7 +163,8 @@ def _episodes(ctx: StageContext, model_dir: str, demos: str, tasks: str, episode
         e = _read(json_path)["tecnet"]["episodes"]
     else:
         ctx.il_robot(["bench", "planet", "--model-dir", model_dir, "--tasks", tasks, "--episodes", episodes,
-                      "--truth-episodes", 0, "--plans", 1, "--json", json_path])
+                      "--truth-episodes", 0, "--no-scripted", "--plans", 1, "--workers", _workers(workers),
+                      "--json", json_path])
         e = _read(json_path)["planet"]["episodes"]["planet"]
     return {"episodes": e["episodes"], "successes": int(round(e["success_rate"] * e["episodes"])),
             "success_rate": e["success_rate"], "final_distance_median": e["final_distance_median"],
