@@ -619,7 +619,7 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     assert all(not data.is_correction(d.meta) for task in sampler.tasks for d in task)
     task_with = [i for i, pool in enumerate(sampler.corrections) if pool]
     assert len(task_with) == 1
-    # Only batches whose tasks all have corrective episodes get correction samples: make both that task.
+    # A batch draws correction samples from those of its tasks that have corrective episodes: make both that task.
     sampler.tasks, sampler.corrections = [sampler.tasks[task_with[0]]] * 2, [sampler.corrections[task_with[0]]] * 2
     batch = sampler.sample()
     assert batch["correction_images"].shape == (2, 3, 3, 64, 64) and batch["correction_state"].shape == (2, 3, state_size(layout))

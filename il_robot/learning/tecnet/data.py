@@ -194,9 +194,11 @@ class TaskBatchSampler:
       state (N, S+Q, K, 14), action (N, S+Q, K, 3): float32, normalised
       control_weight (N, S+Q): float32, each demo's weight in the control loss
 
-    Corrective episodes (DAgger) never make or query a sentence; when a batch's tasks have some,
-    `corrections` holds C control samples per task from them (images (N, C, 3, H, W), state, action),
-    conditioned on the task's support sentence like the queries.
+    Corrective episodes (DAgger) never make or query a sentence; when some of a batch's tasks have them,
+    `correction_*` hold C control samples from each of those N' tasks (images (N', C, 3, H, W), state,
+    action), and correction_task (N', C) the position of their task in the batch, whose support sentence
+    conditions them like the queries. A person correcting (human-gated DAgger) takes over only in the
+    episodes that go wrong, so most tasks may have none.
     """
 
     def __init__(self, demos: list[Demo], cfg: DataConfig, norm: Normalisation, rng: np.random.Generator):
@@ -246,9 +248,10 @@ class TaskBatchSampler:
 
     def _corrections(self, picked: np.ndarray, turns: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
         c = self.cfg.corrections_per_task
-        pools = [self.corrections[i] for i in picked]
-        if c < 1 or not all(pools):     # every task of the batch needs some, to keep the arrays square
+        have = np.array([i for i, task in enumerate(picked) if self.corrections[task]], int)
+        if c < 1 or not have.size:
             return {}
+        pools, turns = [self.corrections[picked[i]] for i in have], turns[have]
         rng = self.rng
         episodes = [pool[j] for pool in pools for j in rng.integers(0, len(pool), c)]
         steps = [int(self._draw(e, 1)[0]) for e in episodes]
@@ -260,7 +263,8 @@ class TaskBatchSampler:
                 "correction_state": self.norm.state(np.stack([e.state[t] for e, t in zip(episodes, steps)])
                                                     ).reshape(n, c, -1),
                 "correction_action": self.norm.action(np.stack([e.action[t] for e, t in zip(episodes, steps)])
-                                                      ).reshape(n, c, -1)}
+                                                      ).reshape(n, c, -1),
+                "correction_task": np.repeat(have, c).reshape(n, c).astype(np.int64)}
 
 
 @dataclass

@@ -57,11 +57,9 @@ def batch_losses(model: TecNet, batch: dict[str, torch.Tensor], cfg: TecNetConfi
     total = (cfg.loss.embedding_weight * emb_loss + cfg.loss.support_control_weight * support_loss
              + cfg.loss.query_control_weight * query_loss)
     losses = {"support_control_loss": support_loss, "query_control_loss": query_loss}
-    if "correction_images" in batch:      # states the learner reached, labelled by the expert (DAgger)
-        c = batch["correction_images"].shape[1]
+    if "correction_images" in batch:      # states the learner reached, labelled by an expert or a person (DAgger)
         predicted = model.control(batch["correction_images"].flatten(0, 1), sentences,
-                                  batch["correction_state"].flatten(0, 1),
-                                  torch.arange(n, device=images.device).repeat_interleave(c))
+                                  batch["correction_state"].flatten(0, 1), batch["correction_task"].flatten())
         losses["correction_control_loss"] = control_loss(predicted, batch["correction_action"].flatten(0, 1),
                                                          cfg.loss.control_loss)
         total = total + cfg.loss.correction_control_weight * losses["correction_control_loss"]
