@@ -17,3 +17,6 @@ SIM_NEXT_EPISODE = "/sim/next_episode"          # std_srvs/Trigger
 TELEOP_CMD = "/teleop/cmd_vel"                  # geometry_msgs/TwistStamped: an operator's tip velocity
 OPERATOR = "/teleop/operator"                   # std_msgs/String, JSON {"operator", "skill", ...}; latched
 JOY = "/joy"                                    # sensor_msgs/Joy from a joy / spacenav driver
+TAKEOVER = "/teleop/takeover"                   # std_msgs/Bool: the operator holds the takeover (human-gated DAgger)
+CORRECTION = "/teleop/correction"               # geometry_msgs/TwistStamped: the operator's command executed at a
+                                                # frame while they had taken over from the policy (the label)

@@ -235,6 +235,9 @@ def run_human_dagger(args) -> int:
     from il_robot.cli.main import write_json
     from il_robot.human_dagger import collect_human_corrections
 
+    if args.beta != 0:
+        raise ValueError("--beta mixes the scripted expert's actions in; with --labeller human the operator "
+                         "decides when to act (leave --beta at 0)")
     summary = collect_human_corrections(args.dataset, args.model_dir, args.round, args.operator, args.num_tasks,
                                         args.bags, episode_duration=args.episode_duration)
     rate = summary["learner_success"]

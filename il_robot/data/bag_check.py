@@ -25,6 +25,7 @@ from il_robot.data.bag_format import (
     RECORDING_PROBLEMS_KEY,
 )
 from il_robot.data.bag_reader import BagContents, BagError, Episode, seconds
+from il_robot.data.corrections import correction_round
 
 GAP_FACTORS = {topics.JOINT_STATES: JOINT_GAP_FACTOR, topics.IMAGE: IMAGE_GAP_FACTOR}
 
@@ -150,6 +151,15 @@ def check_contents(contents: BagContents) -> tuple[list[Problem], Episode | None
     acts = attempt(bag_reader.actions) if contents.msgs(topics.TIP_VELOCITY) else None
     if acts is not None:
         problems += [p for p in (_nonfinite_problem(topics.TIP_VELOCITY, "velocity", acts.stamp_ns, acts.v),) if p]
+    corrections = attempt(lambda c: bag_reader.actions(c, topics.CORRECTION)) if contents.msgs(topics.CORRECTION) \
+        else None
+    if corrections is not None:
+        problems += [p for p in (_nonfinite_problem(topics.CORRECTION, "velocity", corrections.stamp_ns,
+                                                    corrections.v),) if p]
+    try:
+        correction_round(contents.custom_data)
+    except ValueError as err:
+        problems.append(Problem(str(err)))
     info = attempt(bag_reader.episode_info) if contents.msgs(topics.EPISODE) else None
     result = attempt(bag_reader.episode_result)
     attempt(bag_reader.operator_info)

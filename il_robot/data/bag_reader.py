@@ -336,6 +336,8 @@ class Episode:
     result: dict | None     # /sim/episode_result
     operator: dict          # /teleop/operator (defaults "unknown")
     frames: EpisodeFrames
+    custom_data: dict[str, str] = field(default_factory=dict)   # metadata.yaml custom_data (a correction round)
+    corrections: Actions | None = None   # /teleop/correction: the operator's command where they had taken over
 
 
 def episode(contents: BagContents) -> Episode:
@@ -343,7 +345,9 @@ def episode(contents: BagContents) -> Episode:
     info = episode_info(contents)
     frames = align(contents, joint_states(contents), images(contents), actions(contents),
                    float(info["start_time"]))
-    return Episode(contents.path, info, episode_result(contents), operator_info(contents), frames)
+    corrections = actions(contents, topics.CORRECTION) if contents.msgs(topics.CORRECTION) else None
+    return Episode(contents.path, info, episode_result(contents), operator_info(contents), frames,
+                   dict(contents.custom_data), corrections)
 
 
 def load_episode(path: str | Path) -> Episode:

@@ -112,9 +112,11 @@ class Recording:
 
 class EpisodeSplitter:
     def __init__(self, open_bag: Callable[[dict], EpisodeBagWriter], log, hold: float = HOLD,
-                 grace: float = CLOSE_GRACE, clock: Callable[[], float] = time.monotonic):
+                 grace: float = CLOSE_GRACE, clock: Callable[[], float] = time.monotonic,
+                 custom_data: dict[str, str] | None = None):
         self.open_bag = open_bag     # episode info -> a new bag
         self.log = log               # .info / .warning / .error (an rclpy logger)
+        self.custom_data = dict(custom_data or {})   # written into every bag's metadata (a correction round)
         self.hold, self.grace, self.clock = hold, grace, clock
         self.recordings: list[Recording] = []   # open bags, by start
         self._latest: Recording | None = None   # the episode announced last, open or closed
@@ -317,7 +319,7 @@ class EpisodeSplitter:
                 problems.append(f"more than published: {extra}")
             if not rec.published():
                 self.log.warning(f"{rec.label()}: the result gives no published counts; nothing to check against")
-        custom = {RECORDING_KEY: RECORDING_INCOMPLETE if problems else RECORDING_COMPLETE}
+        custom = {**self.custom_data, RECORDING_KEY: RECORDING_INCOMPLETE if problems else RECORDING_COMPLETE}
         if problems:
             custom[RECORDING_PROBLEMS_KEY] = "; ".join(problems)
         self.recordings.remove(rec)

@@ -28,6 +28,7 @@ from trajectory_msgs.msg import JointTrajectory
 from il_robot import topics
 from il_robot.data.bag_format import DEMO_TOPICS, LATCHED_TOPICS, STORAGES
 from il_robot.data.bag_writer import EpisodeBagWriter
+from il_robot.data.corrections import CORRECTION_ROUND_KEY
 from il_robot.data.episode_splitter import EpisodeSplitter
 from il_robot.data.messages import header_stamp_ns
 from il_robot.ros.params import declare
@@ -52,9 +53,14 @@ class RecorderNode(Node):
         self.storage = declare(self, "storage", "mcap", "rosbag2 storage", choices=STORAGES, read_only=True)
         self.split = declare(self, "split_episodes", True,
                              "One bag per /sim/episode (false: one bag for the whole run)", read_only=True)
+        correction_round = declare(self, "correction_round", 0,
+                                   "Human-gated DAgger: the round these episodes' takeovers belong to, written into "
+                                   "every bag (dataset add then takes them as corrections); 0: demos",
+                                   int_range=(0, 1_000_000), read_only=True)
+        self.custom_data = {CORRECTION_ROUND_KEY: str(correction_round)} if correction_round else {}
         self.bag: EpisodeBagWriter | None = None     # split_episodes false: the one bag
         self.latched: dict[str, tuple[int, bytes]] = {}
-        self.splitter = EpisodeSplitter(self._open_episode, self.get_logger())
+        self.splitter = EpisodeSplitter(self._open_episode, self.get_logger(), custom_data=self.custom_data)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for topic, msgtype, _required in DEMO_TOPICS:
             qos = LATCHED_SUBSCRIPTION if topic in LATCHED_TOPICS else QoSProfile(depth=STREAM_DEPTH)
@@ -123,7 +129,7 @@ class RecorderNode(Node):
 
     def close(self) -> None:
         if self.bag is not None:
-            self.bag.close()
+            self.bag.close(self.custom_data)
             self.bag = None
         self.splitter.close_all("shutdown")
 

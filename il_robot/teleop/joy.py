@@ -2,6 +2,8 @@
 
 Axis indices, signs and scales are parameters: devices differ (a SpaceMouse's
 spacenav driver publishes 6 axes, a gamepad's joy driver sticks and triggers).
+A takeover button (human-gated DAgger) takes the arm from a learned policy while
+held; it also enables motion, so one button both takes over and steers.
 """
 
 from __future__ import annotations
@@ -17,14 +19,23 @@ class JoyMapping:
     scale: tuple[float, float, float] = (0.15, 0.15, 0.1)   # m/s at full deflection (sign flips an axis)
     deadman_button: int = 4                          # -1: no deadman
     deadzone: float = 0.1
+    takeover_button: int = -1                        # held: the operator drives instead of the policy (-1: none;
+                                                     # config/correct.yaml: 5, a gamepad's right bumper)
+
+    def _pressed(self, button: int, buttons, what: str) -> bool:
+        if button >= len(buttons):
+            raise ValueError(f"{what} button {button} not on this device ({len(buttons)} buttons)")
+        return bool(buttons[button])
+
+    def takeover(self, buttons) -> bool:
+        """Whether the takeover button is held (False without one); ValueError if the device lacks it."""
+        return self.takeover_button >= 0 and self._pressed(self.takeover_button, buttons, "takeover")
 
     def velocity(self, axes, buttons) -> np.ndarray:
-        """Zero unless the deadman is held; raises ValueError if the device lacks a mapped axis."""
-        if self.deadman_button >= 0:
-            if self.deadman_button >= len(buttons):
-                raise ValueError(f"deadman button {self.deadman_button} not on this device "
-                                 f"({len(buttons)} buttons)")
-            if not buttons[self.deadman_button]:
+        """Zero unless the deadman or the takeover button is held; raises ValueError if the device lacks a
+        mapped axis or button."""
+        if self.deadman_button >= 0 and not self.takeover(buttons):
+            if not self._pressed(self.deadman_button, buttons, "deadman"):
                 return np.zeros(3)
         if max(self.axes) >= len(axes):
             raise ValueError(f"axis {max(self.axes)} not on this device ({len(axes)} axes)")

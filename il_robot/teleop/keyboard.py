@@ -1,7 +1,10 @@
 """Keyboard teleop in a terminal: keys -> tool-tip velocity (no ROS here; the node wraps it).
 
 Terminals send a held key as repeats, so a direction stays on while repeats
-keep coming and drops to zero `hold_time` after the last one.
+keep coming and drops to zero `hold_time` after the last one. A terminal cannot
+tell a held key from repeats reliably enough to gate the arm with, so the
+takeover (human-gated DAgger) is a toggle: t takes the arm from the policy, t
+again hands it back.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ DIRECTIONS = {
 }
 HELP = """keyboard teleop (tool tip velocity, base frame):
   w/s  +x/-x (forward/back)    a/d  +y/-y (left/right)    r/f  up/down
-  space  stop    +/-  faster/slower    q  quit"""
+  space  stop    +/-  faster/slower    t  take over from / hand back to a learned policy    q  quit"""
 
 
 @dataclass
@@ -30,6 +33,7 @@ class KeyboardTeleop:
         self._direction = np.zeros(3)
         self._last_key = -np.inf
         self.quit = False
+        self.takeover = False
 
     def key(self, key: str, now: float) -> None:
         if key in DIRECTIONS:
@@ -37,6 +41,9 @@ class KeyboardTeleop:
             self._last_key = now
         elif key == " ":
             self._direction = np.zeros(3)
+        elif key == "t":
+            self.takeover = not self.takeover
+            self._direction = np.zeros(3)   # a takeover starts (and a hand-back leaves) the operator still
         elif key in "+=":
             self.speed = min(self.max_speed, self.speed * 1.25)
         elif key in "-_":
