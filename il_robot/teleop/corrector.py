@@ -12,7 +12,7 @@ It takes over when
 - drift: the push drifts off its line: the tool, low behind the target, stays
   more than DRIFT target radii to the side of the target->goal line for
   DRIFT_TIME (the contact slides off and the target goes sideways; on 12 train
-  tasks the scripted expert's push did so in 2, the step-8 TecNet's in 9),
+  tasks the scripted expert's push did so in 2, the step-8 TecNet's in 8),
 - stalled: the tool moved less than STALL_DISTANCE in STALL_TIME with the
   target not home (the learned policy's usual failures: a hover near the target,
   a creep that runs out of time),
@@ -20,7 +20,7 @@ It takes over when
   policy last had the arm back,
 - wrong object: the distractor moved more than WRONG_OBJECT since then;
 and hands back once the tool has been pushing on the line behind the target for
-ON_TRACK_TIME, or the target is home.
+ON_TRACK_TIME, or the target is home (within the pusher's own CLOSE_ENOUGH).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections import deque
 import numpy as np
 
 from il_robot.policies.base import Observation
-from il_robot.policies.scripted import CORRIDOR_Z, Z_PUSH, ScriptedPusher
+from il_robot.policies.scripted import CLOSE_ENOUGH, CORRIDOR_Z, Z_PUSH, ScriptedPusher
 from il_robot.robot.panda_like import TOOL_RADIUS
 from il_robot.teleop.operators import SimulatedOperator
 
@@ -42,7 +42,8 @@ WRONG_OBJECT = 0.02     # m: the distractor moved this far -> take over
 STALL_DISTANCE = 0.03   # m the tool moves at least in STALL_TIME while the target is not home (2 cm/s)
 STALL_TIME = 1.5        # s
 REACH = 0.03            # m beyond contact (target radius + tool radius, centre to centre) where the tool pushes
-HOME = 0.03             # m: target this near the goal: nothing to correct (success is 0.05)
+HOME = CLOSE_ENOUGH     # m: target this near the goal: nothing to correct (success is 0.05). The pusher it
+                        # steers as stands still there: holding on would record "stand still" labels
 ON_TRACK_TIME = 0.5     # s pushing in the corridor behind the target -> hand back
 # The `continuous` labeller of il_robot.learning.dagger (LABELLER_MODES): no runtime import of learning/.
 CORRECTING_PUSHER = {"arrive_radius": 0.02, "funnel_radius": 0.06, "continuous": True}
