@@ -24,7 +24,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        *share_tree("config"),   # parameter files, training configs, config/recipes/
         *share_tree("models"),   # shipped ONNX models, their metadata and demo bags
     ],
     python_requires=">=3.10",

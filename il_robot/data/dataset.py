@@ -10,8 +10,11 @@ import json
 import os
 import re
 import shutil
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -96,12 +99,43 @@ def _check_out_dir(out: Path, bags: list[str], force: bool) -> Path:
     return partial
 
 
+def _inspected(bags: list[str], progress: bool) -> Iterator[tuple[str, BagReport]]:
+    """(bag, report) in the bags' order. Reading and checking a bag is most of a build and bags are
+    independent, so they are read in one process per core, a few bags ahead of the writer at most."""
+    workers = min(len(bags), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    bar = tqdm(total=len(bags), desc="bags", unit="bag", disable=not progress)
+    try:
+        if workers <= 1:
+            for bag in bags:
+                report = inspect_bag(bag)
+                bar.update()
+                yield bag, report
+            return
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        try:
+            pending: deque = deque()
+            for bag in bags:
+                pending.append((bag, pool.submit(inspect_bag, bag)))
+                if len(pending) < 2 * workers:
+                    continue
+                bag_done, future = pending.popleft()
+                bar.update()
+                yield bag_done, future.result()
+            while pending:
+                bag_done, future = pending.popleft()
+                bar.update()
+                yield bag_done, future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        bar.close()
+
+
 def _convert_bags(bags: list[str], root: Path, taken: set[str], image_shape: list | None, skip_bad: bool,
                   progress: bool, episodes: list[dict], skipped: list[dict]) -> list | None:
     """Check each bag and write the good ones into `root`, appending to `episodes` as each is written (so a
     caller can undo a failed run) and to `skipped`; returns the image shape."""
-    for bag in tqdm(bags, desc="bags", unit="bag", disable=not progress):
-        report = inspect_bag(bag)
+    for bag, report in _inspected(bags, progress):
         if report.ok:
             shape = list(report.episode.frames.image.shape[1:])
             if image_shape is None:
