@@ -382,14 +382,16 @@ def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
     write_synthetic(tmp_path / "a")
     write_synthetic(tmp_path / "b")
     calls = []
+    write = dataset._write_episode
 
-    def interrupted(path):
-        calls.append(path)
+    def interrupted(*args):
+        """Ctrl-C after the first episode is written (bags are read in worker processes; writing is here)."""
+        calls.append(args)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return inspect_bag(path)
+        return write(*args)
 
-    monkeypatch.setattr(dataset, "inspect_bag", interrupted)
+    monkeypatch.setattr(dataset, "_write_episode", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_dataset([tmp_path / "a", tmp_path / "b"], tmp_path / "ds", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
