@@ -60,6 +60,7 @@ setup(
             "recorder_node = il_robot.ros.recorder_node:main",
             "joy_teleop = il_robot.ros.joy_teleop_node:main",
             "keyboard_teleop = il_robot.ros.keyboard_teleop_node:main",
+            "corrector_node = il_robot.ros.corrector_node:main",
         ],
     },
 )
