@@ -3,9 +3,11 @@
 The person's stand-in for human-gated DAgger in simulation: it holds the
 takeover button while the learned policy's push goes wrong and steers with the
 sticks, releasing the button once the push is on track (il_robot.teleop.corrector).
-It publishes what a joy driver would (one Joy message per camera frame, the
-button state in every one), so the real joy_teleop node, the policy node's
-takeover and the recorder run exactly as with a person's gamepad.
+It publishes what a joy driver would: the stick and buttons as it decides them on
+each camera frame, and again at the driver's autorepeat rate on the steady clock
+(a held button keeps its messages coming also while the simulator waits between
+episodes), so the real joy_teleop node, the policy node's takeover and the
+recorder run exactly as with a person's gamepad.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 
 import numpy as np
 from geometry_msgs.msg import PoseArray
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import String
@@ -34,6 +37,7 @@ from il_robot.teleop.joy import JoyMapping
 from il_robot.teleop.operators import SKILLS
 
 CORRECTOR_TAKEOVER_BUTTON = 5   # config/correct.yaml's joy_teleop takeover_button (a gamepad's right bumper)
+AUTOREPEAT_RATE = 20.0          # Hz (steady clock): the ROS joy driver's default autorepeat_rate
 
 
 def joy_axes_and_buttons(v: np.ndarray, held: bool, mapping: JoyMapping) -> tuple[list[float], list[int]]:
@@ -71,6 +75,9 @@ class CorrectorNode(Node):
         self.create_subscription(String, topics.EPISODE, self._on_episode, LATCHED)
         self.held_frames = 0
         self.episode_start = 0.0
+        self._joy = self._message(np.zeros(3), False)
+        self.create_timer(1.0 / AUTOREPEAT_RATE, lambda: self.pub.publish(self._joy),
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"simulated {skill} corrector -> {topics.JOY} (takeover button {takeover})")
 
     def _on_episode(self, msg: String) -> None:
@@ -78,6 +85,7 @@ class CorrectorNode(Node):
             info = json.loads(msg.data)
             self.corrector.reset(info)
             self.episode_start = float(info.get("start_time", 0.0))
+            self._joy = self._message(np.zeros(3), False)   # a new episode: hands off the stick
         except (json.JSONDecodeError, TypeError, AttributeError, ValueError) as err:
             self.get_logger().error(f"ignored malformed episode description: {err}")
 
@@ -104,11 +112,15 @@ class CorrectorNode(Node):
                                    f"{self.corrector.reason}")
         elif was_holding and not held:
             self.get_logger().info(f"handing back {t - self.episode_start:.2f} s into the episode")
+        self._joy = self._message(v, held)
+        self.pub.publish(self._joy)
+        self.held_frames += held
+
+    def _message(self, v: np.ndarray, held: bool) -> Joy:
         axes, buttons = joy_axes_and_buttons(v, held, self.mapping)
         joy = Joy(axes=axes, buttons=buttons)
-        joy.header.stamp = msg.header.stamp
-        self.pub.publish(joy)
-        self.held_frames += held
+        joy.header.stamp = self.get_clock().now().to_msg()
+        return joy
 
     def close(self) -> None:
         self.joint_states.destroy()
