@@ -46,6 +46,9 @@ EPS = 1e-6          # s: stamps are whole ns, physics steps 2 ms apart
 DEDUP_DEPTH = 8     # re-sends (lockstep retries) repeat one of the last few stamps of their topic
 # Topics answering each camera frame, stamped with it: a bag waits for their answer to its last frame.
 FRAME_ANSWERS = (topics.TIP_VELOCITY, topics.DESIRED_MOTION, topics.TELEOP_CMD)
+# ... and those answering frames only while an operator has taken over from the policy: awaited for the
+# last frame when they answered the frame before it.
+WHILE_TAKEN_OVER = (topics.CORRECTION,)
 _WAIT = object()    # a message whose episode is not known yet
 
 
@@ -99,8 +102,13 @@ class Recording:
         """Frame-answering topics in the bag whose answer to the last frame is not in yet."""
         if topics.IMAGE not in self.last_stamp:
             return []
-        return [t for t in FRAME_ANSWERS if t in self.bag.counts
-                and self.last_stamp.get(t, -math.inf) < self.last_stamp[topics.IMAGE] - EPS]
+        last = self.last_stamp[topics.IMAGE]
+        waiting = [t for t in FRAME_ANSWERS if t in self.bag.counts and self.last_stamp.get(t, -math.inf) < last - EPS]
+        before = [stamp for stamp in self.recent.get(topics.IMAGE, ()) if stamp < last - EPS]
+        if before:
+            waiting += [t for t in WHILE_TAKEN_OVER
+                        if max(before) - EPS <= self.last_stamp.get(t, -math.inf) < last - EPS]
+        return waiting
 
     def all_in(self) -> bool:
         """Result, every published message, and the answers to the last frame are in."""
