@@ -7,6 +7,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+from il_robot.parallel import usable_cores
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -36,6 +38,5 @@ def machine() -> dict:
         mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         mem_gib = None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": cores, "memory_gib": round(mem_gib, 1) if mem_gib else None,
+    return {"cpu": cpu, "cores": usable_cores(), "memory_gib": round(mem_gib, 1) if mem_gib else None,
             "host": platform.node(), "python": platform.python_version()}

@@ -91,16 +91,11 @@ def run_episodes(model, args) -> dict:
     truth_n = args.episodes if args.truth_episodes is None else args.truth_episodes
     workers = max(1, min(getattr(args, "workers", 1), len(plan)))
     names = ["planet"] + ([] if getattr(args, "no_scripted", False) else ["scripted"])
-    if workers == 1:
-        parts = [_episodes(model, args.tasks, plan, truth_n, names, len(plan))]
-    else:
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
+    from il_robot.parallel import share_out
 
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_episodes, str(model.dir), args.tasks, plan[w::workers], truth_n, names, len(plan))
-                       for w in range(workers)]
-            parts = [f.result() for f in futures]
+    # One part runs here on the loaded model; worker processes load it from its directory.
+    parts = share_out(_episodes, plan, workers, model if workers == 1 else str(model.dir), args.tasks, truth_n,
+                      names, len(plan))
     results = {name: sorted((r for part in parts for r in part[name]), key=lambda r: r["index"])
                for name in ("planet", "scripted", "truth")}
     summary = {}
@@ -114,7 +109,7 @@ def run_episodes(model, args) -> dict:
     return summary
 
 
-def _episodes(model, task_set: str, plan: list, truth_n: int, names: list[str], total: int) -> dict:
+def _episodes(plan: list, model, task_set: str, truth_n: int, names: list[str], total: int) -> dict:
     """Episodes (index, task, seed) of the plan for planet, the scripted expert and the true-dynamics CEM;
     `model` is a PlanetModel or, in a worker process, its directory."""
     os.environ.setdefault("MUJOCO_GL", "egl")

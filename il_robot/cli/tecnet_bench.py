@@ -93,18 +93,14 @@ def run_episodes(model_dir: str | None, demo_dir: str, episodes: int, task_set: 
     from il_robot.policies.tecnet import default_model_dir
 
     model_dir = str(model_dir or default_model_dir())
+    from il_robot.parallel import share_out
+
     plan = list(enumerate(episode_plan(task_set, episodes, seed)))
     workers = max(1, min(workers, len(plan)))
-    if workers == 1:
-        rows = _episodes(model_dir, demo_dir, task_set, plan, shots, skill, progress, len(plan))
-    else:
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
-
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            parts = [pool.submit(_episodes, model_dir, demo_dir, task_set, plan[w::workers], shots, skill, print,
-                                 len(plan)) for w in range(workers)]
-            rows = sorted((r for part in parts for r in part.result()), key=lambda r: r["index"])
+    # progress is print in a worker process (a caller's callback does not pickle)
+    parts = share_out(_episodes, plan, workers, model_dir, demo_dir, task_set, shots, skill,
+                      progress if workers == 1 else print, len(plan))
+    rows = sorted((r for part in parts for r in part), key=lambda r: r["index"])
     d = np.array([r["final_distance"] for r in rows])
     return {"model_dir": model_dir, "tasks": task_set, "seed": seed, "shots": shots, "demo_skill": skill,
             "episodes": len(rows), "successes": int(sum(r["success"] for r in rows)),
@@ -112,7 +108,7 @@ def run_episodes(model_dir: str | None, demo_dir: str, episodes: int, task_set: 
             "final_distance_median": float(np.median(d)), "workers": workers, "per_episode": rows}
 
 
-def _episodes(model_dir: str, demo_dir: str, task_set: str, plan: list, shots: int, skill: str, progress,
+def _episodes(plan: list, model_dir: str, demo_dir: str, task_set: str, shots: int, skill: str, progress,
               total: int) -> list[dict]:
     os.environ.setdefault("MUJOCO_GL", "egl")
     from il_robot.cli.eval_cmd import task_demos

@@ -22,11 +22,16 @@ from tqdm import tqdm
 
 from il_robot.data.bag_check import BagReport, Problem, episode_duration, inspect_bag
 from il_robot.data.bag_format import JOINT_ORDER, SPLITS
+from il_robot.parallel import usable_cores
+from il_robot.data.corrections import CORRECTION_SKILL, HUMAN_LABELLER, correction_round, takeover
+from il_robot.data.episode_file import write_arrays
 
 FORMAT = "il_robot.dataset"
 VERSION = 1
 ACTION = {"name": "tip_velocity", "units": "m/s", "frame": "base", "dim": 3}
-ARRAYS = ("image", "t", "stamp", "q", "qd", "action")
+ARRAY_TYPES = {"image": np.uint8, "t": np.float64, "stamp": np.float64, "q": np.float32, "qd": np.float32,
+               "action": np.float32}
+ARRAYS = tuple(ARRAY_TYPES)
 
 
 class DatasetError(ValueError):
@@ -47,24 +52,42 @@ def _episode_key(path: Path, taken: set[str]) -> str:
     return unique
 
 
-def _write_episode(root: Path, key: str, bag: str, report: BagReport) -> dict:
+def _write_episode(root: Path, key: str, bag: str, report: BagReport) -> dict | None:
+    """The bag's episode as an npz; a correction bag (human-gated DAgger) as the frames its operator drove,
+    None when they never took over."""
     ep, frames = report.episode, report.episode.frames
+    round_ = correction_round(ep.custom_data)
+    if round_ is not None:
+        taken = takeover(ep)
+        if not taken.frames.t.size:
+            return None
+        frames = taken.frames
     split = ep.info["task"]["task_set"]
-    rel = Path(split) / f"{key}.npz"
-    (root / split).mkdir(exist_ok=True)
-    np.savez_compressed(
-        root / rel, image=frames.image.astype(np.uint8), t=frames.t.astype(np.float64),
-        stamp=(frames.stamp_ns / 1e9).astype(np.float64), q=frames.q.astype(np.float32),
-        qd=frames.qd.astype(np.float32), action=frames.action.astype(np.float32))
+    arrays = {"image": frames.image, "t": frames.t, "stamp": frames.stamp_ns / 1e9, "q": frames.q, "qd": frames.qd,
+              "action": frames.action}
     result = ep.result or {}
-    return {
-        "key": key, "file": str(rel), "bag": bag, "split": split, "task": ep.info["task"],
+    entry = {
+        "bag": bag, "split": split, "task": ep.info["task"],
         "task_name": ep.info["task"]["name"], "seed": ep.info.get("seed"), "episode_id": ep.info.get("episode_id"),
         "operator": ep.operator["operator"], "skill": ep.operator["skill"],
         "success": result.get("success"), "final_distance": result.get("final_distance"),
         "duration": episode_duration(ep), "frames": int(frames.t.size),
         "held_actions": frames.held_actions, "dropped_frames": frames.dropped_frames,
     }
+    if round_ is not None:   # control-only, like the scripted expert's DAgger episodes; who corrected, how well
+        entry["skill"] = CORRECTION_SKILL
+        entry["dagger"] = {"round": round_, "labeller": HUMAN_LABELLER, "operator_skill": ep.operator["skill"],
+                           "takeovers": taken.segments, "episode_frames": taken.driven}
+    return write_episode(root, key, arrays, entry)
+
+
+def write_episode(root: str | Path, key: str, arrays: dict[str, np.ndarray], entry: dict) -> dict:
+    """The one writer of a dataset's episodes (bags, DAgger's corrective episodes): the npz under the entry's
+    split, in the dataset's array types (il_robot.data.episode_file: atomic); returns its dataset.json entry,
+    key and file first, then `entry`."""
+    rel = Path(entry["split"]) / f"{key}.npz"
+    write_arrays(Path(root) / rel, {name: np.asarray(arrays[name]).astype(kind) for name, kind in ARRAY_TYPES.items()})
+    return {"key": key, "file": str(rel), **entry}
 
 
 def summarize(episodes: list[dict], skipped: list[dict]) -> dict:
@@ -102,7 +125,7 @@ def _check_out_dir(out: Path, bags: list[str], force: bool) -> Path:
 def _inspected(bags: list[str], progress: bool) -> Iterator[tuple[str, BagReport]]:
     """(bag, report) in the bags' order. Reading and checking a bag is most of a build and bags are
     independent, so they are read in one process per core, a few bags ahead of the writer at most."""
-    workers = min(len(bags), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    workers = min(len(bags), usable_cores())
     bar = tqdm(total=len(bags), desc="bags", unit="bag", disable=not progress)
     try:
         if workers <= 1:
@@ -132,9 +155,11 @@ def _inspected(bags: list[str], progress: bool) -> Iterator[tuple[str, BagReport
 
 
 def _convert_bags(bags: list[str], root: Path, taken: set[str], image_shape: list | None, skip_bad: bool,
-                  progress: bool, episodes: list[dict], skipped: list[dict]) -> list | None:
+                  progress: bool, episodes: list[dict], skipped: list[dict],
+                  untouched: list[str] | None = None) -> list | None:
     """Check each bag and write the good ones into `root`, appending to `episodes` as each is written (so a
-    caller can undo a failed run) and to `skipped`; returns the image shape."""
+    caller can undo a failed run) and to `skipped`; correction bags whose operator never took over go to
+    `untouched` (nothing to learn from). Returns the image shape."""
     for bag, report in _inspected(bags, progress):
         if report.ok:
             shape = list(report.episode.frames.image.shape[1:])
@@ -147,7 +172,12 @@ def _convert_bags(bags: list[str], root: Path, taken: set[str], image_shape: lis
                 raise DatasetError(_bad_bag_message(report))
             skipped.append({"bag": bag, "problems": [str(p) for p in report.problems]})
             continue
-        episodes.append(_write_episode(root, _episode_key(Path(bag), taken), bag, report))
+        entry = _write_episode(root, _episode_key(Path(bag), taken), bag, report)
+        if entry is None:
+            if untouched is not None:
+                untouched.append(bag)
+            continue
+        episodes.append(entry)
     return image_shape
 
 
@@ -163,13 +193,14 @@ def build_dataset(bags: list[str | Path], out_dir: str | Path, force: bool = Fal
     out = Path(out_dir)
     bags = list(dict.fromkeys(str(b) for b in bags))        # the same bag twice counts once
     partial = _check_out_dir(out, bags, force)
-    episodes, skipped = [], []
+    episodes, skipped, untouched = [], [], []
     partial.mkdir(parents=True)
     try:
-        image_shape = _convert_bags(bags, partial, set(), None, skip_bad, progress, episodes, skipped)
+        image_shape = _convert_bags(bags, partial, set(), None, skip_bad, progress, episodes, skipped, untouched)
         if not episodes:
-            raise DatasetError(f"no usable episodes: all {len(bags)} bag(s) are bad")
-        summary = summarize(episodes, skipped)
+            raise DatasetError(f"no usable episodes: all {len(bags)} bag(s) are bad"
+                               + (f" or corrections never taken over ({len(untouched)})" if untouched else ""))
+        summary = {**summarize(episodes, skipped), "no_takeover": len(untouched)}
         meta = {"format": FORMAT, "version": VERSION, "created": datetime.now(timezone.utc).isoformat(),
                 "image_shape": image_shape, "action": ACTION, "joint_names": list(JOINT_ORDER),
                 "arrays": {"image": "(T,H,W,3) uint8 RGB", "t": "(T,) float64 s since episode start",
@@ -198,9 +229,9 @@ def add_to_dataset(bags: list[str | Path], dataset_dir: str | Path, skip_bad: bo
     bags = list(dict.fromkeys(str(b) for b in bags))        # the same bag twice counts once
     new = [b for b in bags if str(Path(b).resolve()) not in have]
     taken = {e["key"] for e in meta["episodes"]}
-    episodes, skipped = [], []
+    episodes, skipped, untouched = [], [], []
     try:
-        _convert_bags(new, root, taken, meta.get("image_shape"), skip_bad, progress, episodes, skipped)
+        _convert_bags(new, root, taken, meta.get("image_shape"), skip_bad, progress, episodes, skipped, untouched)
         old_skipped = [s for s in meta["summary"].get("skipped", []) if s["bag"] not in new]
         meta["episodes"] = meta["episodes"] + episodes
         meta["summary"] = summarize([e for e in meta["episodes"] if e.get("bag")], old_skipped + skipped)
@@ -209,7 +240,8 @@ def add_to_dataset(bags: list[str | Path], dataset_dir: str | Path, skip_bad: bo
         for e in episodes:
             (root / e["file"]).unlink(missing_ok=True)
         raise
-    return {**meta["summary"], "added": len(episodes), "already_in": len(bags) - len(new)}
+    return {**meta["summary"], "added": len(episodes), "already_in": len(bags) - len(new),
+            "no_takeover": len(untouched), "corrections_added": sum(e["skill"] == CORRECTION_SKILL for e in episodes)}
 
 
 def write_meta(root: str | Path, meta: dict) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,8 @@ import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
+
+from il_robot.parallel import usable_cores
 
 
 class CsvLog:
@@ -178,7 +179,7 @@ class StepLoop:
 
 def set_threads(requested: int) -> int:
     """torch intra-op threads; 0 = the cores this process may use."""
-    n = requested or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    n = requested or usable_cores()
     torch.set_num_threads(n)
     return n
 

@@ -26,15 +26,19 @@ def _stage_record(run: Path, name: str) -> Path:
     return run / "stages" / f"{name}.json"
 
 
-def _check_same(run: Path, recipe: Recipe) -> None:
-    """A finished stage is only skipped if the recipe still asks for exactly what it did."""
+def _done_stages(run: Path, recipe: Recipe) -> dict[str, dict]:
+    """The records of the stages finished in RUN. A finished stage is only skipped if the recipe still asks
+    for exactly what it did."""
+    done = {}
     for stage in recipe.stages:
         path = _stage_record(run, stage.name)
         if path.is_file():
-            done = json.loads(path.read_text())
-            if done["settings"] != json.loads(json.dumps(stage.settings)) or done["kind"] != stage.kind:
+            record = json.loads(path.read_text())
+            if record["settings"] != json.loads(json.dumps(stage.settings)) or record["kind"] != stage.kind:
                 raise ValueError(f"{run}: stage {stage.name!r} was done with other settings than the recipe's now "
                                  f"({path}); use another --out, or delete {run / stage.name} and {path} to redo it")
+            done[stage.name] = record
+    return done
 
 
 def run_recipe(recipe_path: str | Path, run_dir: str | Path, device: str = "cpu", echo: bool = True,
@@ -43,24 +47,20 @@ def run_recipe(recipe_path: str | Path, run_dir: str | Path, device: str = "cpu"
     run = Path(run_dir)
     if until is not None and until not in {s.name for s in recipe.stages}:
         raise ValueError(f"--until {until!r}: no such stage in {recipe.path}")
-    _check_same(run, recipe)
+    done = _done_stages(run, recipe)
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "recipe.yaml").exists():
         shutil.copy(recipe.path, run / "recipe.yaml")
     log = RunLog(run / "log.txt", echo=echo)
     report_path = run / "report.json"
     report = {"recipe": str(recipe.path), "model": recipe.model, "device": device, "commit": git_commit(),
-              "machine": machine(), "stages": {}}
-    for stage in recipe.stages:
-        path = _stage_record(run, stage.name)
-        if path.is_file():
-            report["stages"][stage.name] = json.loads(path.read_text())
+              "machine": machine(), "stages": dict(done)}
     _write_report(report_path, report)
     started = time.monotonic()
     log.say(f"recipe {recipe.path} ({recipe.model}, {len(recipe.stages)} stages) -> {run}")
     for i, stage in enumerate(recipe.stages, 1):
         head = f"[stage {i}/{len(recipe.stages)}] {stage.name} ({stage.kind})"
-        if _stage_record(run, stage.name).is_file():
+        if stage.name in done:
             log.say(f"{head}: done before, skipped")
             continue
         log.say(f"{head} — {time.monotonic() - started:.0f} s into this run")

@@ -8,11 +8,11 @@ there, `train` resumes from its last checkpoint, a DAgger round replaces its own
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from il_robot.parallel import usable_cores
 from il_robot.recipes.command_log import RunLog
 from il_robot.recipes.spec import Recipe, Stage
 
@@ -53,7 +53,7 @@ class StageContext:
 
 
 def _workers(n: int) -> int:
-    return n or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return n or usable_cores()
 
 
 def _read(path: Path) -> dict:
