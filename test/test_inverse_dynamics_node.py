@@ -289,6 +289,29 @@ def test_lockstep_echoes_references_and_sends_nothing_when_states_stop(harness):
     assert len(h.commands) == n   # a lockstep simulator would take any command as an answer
 
 
+def test_lockstep_times_the_reference_by_the_states_stamps_not_by_clock_arrival(harness):
+    """A replay must not depend on whether a step's /clock came in before or after its state: in
+    lockstep the reference is extrapolated to the state's own stamp, to the last bit, wherever the
+    node's clock stands."""
+    h = harness(sim_time=True, lockstep=True, desired_timeout=5.0)
+    t0 = float(2 ** 20)   # a lockstep episode starts on a whole second of this binade
+    h.set_clock(t0)
+    qd = np.full(7, 0.1)
+    h.send_desired(NAMES, HOME, qd, np.zeros(7), stamp=t0)
+    state = (NAMES, HOME + 0.004, np.zeros(7))
+    clock_behind = h.send_state(*state, stamp=t0 + 0.01)   # its /clock not in yet
+    h.set_clock(t0 + 0.01)
+    clock_with = h.send_state(*state, stamp=t0 + 0.01)     # a re-send, its /clock in
+    np.testing.assert_array_equal(clock_behind, clock_with)
+    ctl = h.node.controller
+    expected, _ = ctl.command(t0 + 0.01)
+    np.testing.assert_array_equal(clock_with, expected)
+    assert ctl.reference.t == t0   # the point's own stamp
+    not_extrapolated = ROBOT.inverse_dynamics(HOME + 0.004, np.zeros(7),
+                                              ctl.feedback(HOME, qd, np.zeros(7), HOME + 0.004, np.zeros(7)))
+    assert np.abs(clock_with - not_extrapolated).max() > 0.1   # the 10 ms of extrapolation count
+
+
 def test_extra_joints_are_ignored_not_fatal(harness):
     """A Franka driver also publishes the gripper fingers: the arm is still controlled."""
     h = harness(desired_timeout=5.0)

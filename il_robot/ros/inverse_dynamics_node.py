@@ -112,6 +112,7 @@ class InverseDynamicsNode(Node):
         self.sim_time = self.get_parameter("use_sim_time").value
         self.clock = ElapsedClock(CLOCK_JUMP_TOLERANCE)
         self._clock_raw = -np.inf
+        self._state_elapsed = -np.inf          # lockstep: when (elapsed) the latest joint state came
         self._clock_moved = time.monotonic()   # steady time the node's clock last moved on
         self._state_steady = -np.inf          # steady time the latest valid joint state arrived
         self._known_names: set[tuple[str, ...]] = set()
@@ -222,13 +223,17 @@ class InverseDynamicsNode(Node):
         elapsed, now, steady = self._read_clock()
         try:
             msg = cdr.read_joint_state(data)
-            event = self.controller.set_joint_state(msg.name, msg.position, msg.velocity, elapsed)
+            before = self.controller.state_time
+            event = self.controller.set_joint_state(msg.name, msg.position, msg.velocity,
+                                                    msg.stamp if self.lockstep else elapsed)
         except (JointInputError, ValueError) as err:
             self.rejected += 1
             if self._log_throttle.ready("rejected state"):
                 self.get_logger().error(f"rejected /joint_states: {err}")
             return
         self._state_steady = steady
+        if self.lockstep:
+            self._lockstep_state(msg.stamp, before, elapsed)
         names = tuple(msg.name)
         if names not in self._known_names:
             self._known_names.add(names)
@@ -244,7 +249,24 @@ class InverseDynamicsNode(Node):
                     "is judged by arrival, the stamp is not used")
         if event:
             self.get_logger().warning(event)
-        self._act(elapsed, steady)
+        self._act(msg.stamp if self.lockstep else elapsed, elapsed, steady)
+
+    def _lockstep_state(self, stamp: float, before: float, elapsed: float) -> None:
+        """Lockstep times the controller by the states' own stamps, not by this node's clock.
+
+        The simulator is then the only clock and its stamps are exact; this node's clock follows
+        /clock, another topic, and whether a step's /clock came in before or after that step's
+        state differs from run to run, and with it the reference's extrapolation and the torque
+        (a replay off by a millimetre). A state stamped before the last one is a restarted
+        simulator: the reference belonged to the time before. One that comes after a gap (a reset,
+        a pause) re-anchors the hold where the arm is now, as states that come back after a stop do.
+        Staleness stays judged on this node's clock (_stale)."""
+        ctl = self.controller
+        if stamp < before - 1e-9:
+            ctl.drop_reference()
+        elif stamp - before > ctl.joint_state_timeout:
+            ctl.hold_q = None
+        self._state_elapsed = elapsed
 
     def _on_desired(self, msg: JointTrajectory) -> None:
         with self._lock:
@@ -252,6 +274,8 @@ class InverseDynamicsNode(Node):
 
     def _handle_desired(self, msg: JointTrajectory) -> None:
         elapsed, now, _ = self._read_clock()
+        if self.lockstep:   # on the states' timeline (_lockstep_state); /clock may lag the newest state
+            now = max(now, self.controller.state_time)
         if len(msg.points) != 1:
             self._reject_desired(f"need exactly 1 point, got {len(msg.points)}")
             return
@@ -266,9 +290,14 @@ class InverseDynamicsNode(Node):
                                      "a restart")
                 return
             age = now - (stamp + conv.from_time(point.time_from_start))
+        if self.lockstep:   # the point's own time, exactly (now - age would round)
+            t_point = stamp + conv.from_time(point.time_from_start) if stamp > 0.0 else now
+            t_received = now
+        else:
+            t_point, t_received = elapsed - age, elapsed
         try:
             self.controller.set_desired(msg.joint_names, point.positions, point.velocities,
-                                        point.accelerations, elapsed - age, elapsed)
+                                        point.accelerations, t_point, t_received)
         except JointInputError as err:
             self._reject_desired(str(err))
             return
@@ -286,11 +315,15 @@ class InverseDynamicsNode(Node):
     def _stale(self, elapsed: float, steady: float) -> str | None:
         """Why there is no fresh state to act on, or None."""
         ctl = self.controller
+        if self.lockstep:   # the controller runs on the states' stamps; their age is on this node's clock
+            if ctl.q is None:
+                return "no /joint_states yet"
+            age = elapsed - self._state_elapsed
+            # (a lockstep simulator may pause for as long as it likes: no steady-clock guard)
+            return f"no fresh /joint_states for {age:.3f} s" if age > ctl.joint_state_timeout else None
         if ctl.mode(elapsed) is Mode.STALE:   # the controller's own rule: none yet, or older than its timeout
             return "no /joint_states yet" if ctl.q is None else \
                 f"no fresh /joint_states for {elapsed - ctl.state_time:.3f} s"
-        if self.lockstep:
-            return None   # a lockstep simulator may pause for as long as it likes
         if steady - self._state_steady > self.joint_state_wall_timeout:
             return f"no /joint_states for {steady - self._state_steady:.3f} s of steady time"
         if self.sim_time and steady - self._clock_moved > self.joint_state_wall_timeout:
@@ -318,12 +351,14 @@ class InverseDynamicsNode(Node):
         self.get_logger().error(f"{reason}: stopped commanding torque"
                                 + ("" if tau is None else " (last command: gravity of the last measured pose)"))
 
-    def _act(self, elapsed: float, steady: float) -> None:
+    def _act(self, t: float, elapsed: float, steady: float) -> None:
+        """The torque for the state just taken, at t on the controller's timeline (elapsed, or the
+        state's stamp in lockstep)."""
         reason = self._stale(elapsed, steady)
         if reason:
             self._enter_stale(reason)
             return
-        tau, mode = self.controller.command(elapsed)
+        tau, mode = self.controller.command(t)
         if tau is None:
             self.rejected += 1
             if self._log_throttle.ready("not finite"):
