@@ -17,6 +17,7 @@ import threading
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import uninstall_signal_handlers
 
 from il_robot.exit_codes import EXIT_CANNOT_START
 from il_robot.ros.env import ensure_localhost_discovery
@@ -47,15 +48,51 @@ class _Interrupts:
         signal.signal(signal.SIGINT, signal.SIG_IGN if self.count else self._previous)
 
 
-def _spin_quietly(executor) -> None:
+SPIN_CHECK = 0.1        # s: longest wait of an executor before it looks at the context and its stop flag
+SIDE_STOP_TIMEOUT = 2.0  # s: the longest a stop waits for a side executor's callback to end
+
+
+def _spin_quietly(executor, stop: threading.Event | None = None) -> None:
+    """Spin until shutdown, or until `stop` is set (side executors: see _SideExecutor).
+
+    Not executor.spin(): its wait has no timeout, and the wake-up a Ctrl-C sends it (rclpy's
+    signal thread triggers a guard condition) was missed about once in 70 stops here: the
+    context was down, every other thread had ended, and the main thread waited on until launch
+    escalated to SIGTERM. Waking every SPIN_CHECK s bounds that."""
     try:
-        executor.spin()
+        while (stop is None or not stop.is_set()) and executor.context.ok():
+            executor.spin_once(timeout_sec=SPIN_CHECK)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
         if rclpy.ok():
             raise
         # Shutdown (Ctrl-C) landed while a message was taken or a callback published: expected.
+
+
+class _SideExecutor:
+    """A node spun in a thread of its own, stopped by joining that thread before anything is torn down.
+
+    rclpy's Executor.shutdown() does not wait for a spin in another thread (its wait for outstanding
+    work is skipped once the shutdown flag is set) and destroys the executor's guard conditions under
+    that thread's wait. This thread looks at its stop flag at least every SPIN_CHECK s; the executor
+    is shut down only after the thread has ended."""
+
+    def __init__(self, node):
+        self.executor = SingleThreadedExecutor(context=node.context)
+        self.executor.add_node(node)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=_spin_quietly, args=(self.executor, self._stop), daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """True when the thread ended (its node may then be destroyed)."""
+        self._stop.set()
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            return False   # a callback still running: leave the executor and the node to process exit
+        self.executor.shutdown(timeout_sec=0.0)
+        return True
 
 
 def _realtime(node) -> None:
@@ -93,11 +130,7 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
         executor.add_node(node)
         # Nodes that must not wait behind this one's callbacks get an executor thread each.
         for extra in getattr(node, "extra_nodes", lambda: [])():
-            side = SingleThreadedExecutor()
-            side.add_node(extra)
-            thread = threading.Thread(target=_spin_quietly, args=(side,), daemon=True)
-            thread.start()
-            sides.append((side, thread))
+            sides.append(_SideExecutor(extra))
         if not interrupts.count:   # a SIGINT before rclpy's handler was in place is only noted
             _spin_quietly(executor)
     except (*errors, *START_ERRORS) as err:
@@ -112,15 +145,23 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
             raise
         # Ctrl-C landed while the node was being built (its context went away under it).
     finally:
+        # rclpy's signal thread triggers every executor's signal guard condition on each SIGINT, and a
+        # second one (launch sends its own after the terminal's) raced the teardown's destruction of
+        # those guard conditions: a segmentation fault in rcl_trigger_guard_condition about once in
+        # 30 stops here. Its handlers go first (the thread is joined); a later SIGINT is only noted.
+        uninstall_signal_handlers()
         topic_threads = list(getattr(node, "topic_threads", ()))
         for topic_thread in topic_threads:   # they use the node's handles: stopped before it goes
             topic_thread.close()
         if any(topic_thread.error is not None for topic_thread in topic_threads):
             failed = True
-        for side, thread in sides:   # stopped before their nodes go: no callback on a destroyed node
-            side.shutdown(timeout_sec=2.0)
-            thread.join(timeout=2.0)
-        if node is not None:
+        # Side executors end before their nodes go: no wait or callback on a destroyed node. One still
+        # in a callback after the timeout keeps the nodes alive until the process exits.
+        stopped = all([side.stop(timeout=SIDE_STOP_TIMEOUT) for side in sides])
+        if node is not None and not stopped:
+            node.get_logger().warning(f"a callback ran on {SIDE_STOP_TIMEOUT} s after the stop: its node is "
+                                      "left to the process's exit")
+        elif node is not None:
             close = getattr(node, "close", None)
             if close:
                 close()
