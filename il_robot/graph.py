@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from il_robot.rates import CONTROL_RATE_HZ
+
 # How a launch argument says "the built-in default" (arm description, shipped model). `ros2 launch`
 # refuses an empty value (`name:=`) and passes `name:="''"` on as the two characters '', so each
 # spelling means the built-in one, and both launchers hand the nodes an empty string.
@@ -65,7 +67,7 @@ PUSHING = Graph(
         Argument("model_dir", BUILTIN, "Model directory of a learned policy; builtin = the shipped model"),
         Argument("demo", "['']", "Demo bag(s) for few-shot policies (a path or a YAML list)"),
         Argument("device", "cpu", "Inference device: cpu, cuda or tensorrt"),
-        Argument("rate_hz", "20.0", "Policy control rate (Hz)"),
+        Argument("rate_hz", str(CONTROL_RATE_HZ), "Policy control rate (Hz)"),
         Argument("sim", "true", "Start the MuJoCo simulator (false: a real arm's driver provides the topics)"),
         Argument("use_sim_time", "true", "Follow /clock (true with the simulator)"),
         Argument("mode", "realtime", "Simulator mode: realtime or lockstep (deterministic, for evaluation)"),
@@ -75,7 +77,7 @@ PUSHING = Graph(
         Argument("seed", "0", "Episode seed of the first episode"),
         Argument("auto_reset", "true", "Start the next episode when one ends"),
         Argument("episode_duration", "10.0", "Episode length (s of sim time)"),
-        Argument("camera_rate", "20.0", "Camera rate (Hz)"),
+        Argument("camera_rate", str(CONTROL_RATE_HZ), "Camera rate (Hz)"),
         Argument("camera_delay", "0.0", "Camera latency (s of sim time, 0..0.5; realtime mode only): frames "
                  "and object poses go out this long after their capture stamp"),
         Argument("render", "true", "Render camera images (headless, EGL)"),
@@ -140,4 +142,62 @@ RECORD_DEMOS = Graph(
     ),
 )
 
-GRAPHS = {g.name: g for g in (PUSHING, RECORD_DEMOS)}
+CORRECT = Graph(
+    name="correct",
+    params_file="correct.yaml",
+    arguments=(
+        Argument("policy", "tecnet", "Learned policy that drives (tecnet, planet, ...)"),
+        Argument("model_dir", BUILTIN, "Model directory of the policy; builtin = the shipped model"),
+        Argument("demo", "['']", "Demo bag(s) of the task for few-shot policies (a path or a YAML list)"),
+        Argument("device", "cpu", "Inference device: cpu, cuda or tensorrt"),
+        Argument("out_dir", "corrections", "Directory for the bags (one per episode)"),
+        Argument("storage", "mcap", "rosbag2 storage: mcap or sqlite3"),
+        Argument("round", "1", "DAgger round written into every bag (dataset add files the corrections under it)"),
+        Argument("joy", "true", "Start the joystick teleop (a person's joy/spacenav driver, or the simulated "
+                 "corrector, on /joy); false: keyboard_teleop in a terminal takes over with t"),
+        Argument("operator", "human:joy", "Who corrects, recorded with every episode"),
+        Argument("skill", "unknown", "Their skill, recorded with every episode: expert, okay, poor or unknown"),
+        Argument("joy_deadzone", "0.1", "Stick values below this count as zero"),
+        Argument("sim_operator", "false", "Start the simulated corrector on /joy (watches the object poses, takes "
+                 "over when the push drifts off its line, hands back when it is on track)"),
+        Argument("corrector_skill", "expert", "The simulated corrector's skill: expert, okay or poor (record it "
+                 "with operator:=sim:corrector skill:=<the same>)"),
+        Argument("operator_seed", "0", "Seed of the simulated corrector's noise"),
+        Argument("sim", "true", "Start the MuJoCo simulator"),
+        Argument("use_sim_time", "true", "Follow /clock (true with the simulator)"),
+        Argument("mode", "realtime", "Simulator mode: realtime (a person) or lockstep (the simulated corrector)"),
+        Argument("sync_policy", "false", "Lockstep simulator waits for the policy at each frame"),
+        Argument("task_set", "train", "Task set of the first episode"),
+        Argument("task_index", "0", "Task of the first episode"),
+        Argument("seed", "0", "Episode seed of the first episode"),
+        Argument("auto_reset", "true", "Start the next episode (seed + 1) when one ends"),
+        Argument("episode_duration", "10.0", "Episode length (s of sim time)"),
+        Argument("robot_description", BUILTIN, "MJCF/URDF path of the arm for dynamics; builtin = the "
+                 "built-in arm"),
+    ),
+    nodes=(
+        NodeSpec("sim_node", "il_robot.ros.sim_node", "sim",
+                 params={"mode": "mode", "sync_policy": "sync_policy", "task_set": "task_set",
+                         "task_index": "task_index", "seed": "seed", "auto_reset": "auto_reset",
+                         "episode_duration": "episode_duration"},
+                 condition="sim", required=True),
+        NodeSpec("inverse_dynamics_node", "il_robot.ros.inverse_dynamics_node", "inverse_dynamics",
+                 params={"use_sim_time": "use_sim_time", "robot_description": "robot_description"},
+                 flags=LOCKSTEP_FLAG, required=True),
+        NodeSpec("policy_node", "il_robot.ros.policy_node", "policy",
+                 params={"use_sim_time": "use_sim_time", "policy": "policy", "model_dir": "model_dir",
+                         "demo": "demo", "device": "device", "robot_description": "robot_description"},
+                 flags=LOCKSTEP_FLAG),
+        NodeSpec("joy_teleop", "il_robot.ros.joy_teleop_node", "joy_teleop",
+                 params={"use_sim_time": "use_sim_time", "operator": "operator", "skill": "skill",
+                         "deadzone": "joy_deadzone"}, condition="joy"),
+        NodeSpec("corrector_node", "il_robot.ros.corrector_node", "corrector",
+                 params={"use_sim_time": "use_sim_time", "skill": "corrector_skill", "seed": "operator_seed"},
+                 condition="sim_operator"),
+        NodeSpec("recorder_node", "il_robot.ros.recorder_node", "recorder",
+                 params={"use_sim_time": "use_sim_time", "out_dir": "out_dir", "storage": "storage",
+                         "correction_round": "round"}),
+    ),
+)
+
+GRAPHS = {g.name: g for g in (PUSHING, RECORD_DEMOS, CORRECT)}

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("launch_file,graph", [("pushing.launch.py", "pushing"),
-                                               ("record_demos.launch.py", "record_demos")])
+                                               ("record_demos.launch.py", "record_demos"),
+                                               ("correct.launch.py", "correct")])
 def test_launch_file_is_a_valid_launch_description(launch_file, graph, monkeypatch):
     from ros2_cli import cli_env, require_ros2_cli
     require_ros2_cli()
@@ -32,7 +33,8 @@ def test_launch_file_is_a_valid_launch_description(launch_file, graph, monkeypat
 
 
 @pytest.mark.parametrize("launch_file,graph", [("pushing.launch.py", "PUSHING"),
-                                               ("record_demos.launch.py", "RECORD_DEMOS")])
+                                               ("record_demos.launch.py", "RECORD_DEMOS"),
+                                               ("correct.launch.py", "CORRECT")])
 def test_launch_files_read_the_shared_graph(launch_file, graph):
     """No second node list: each launch file hands its il_robot.graph entry to one translator."""
     text = (ROOT / "launch" / launch_file).read_text()

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from il_robot import topics
+from il_robot.rates import CONTROL_RATE_HZ
 from il_robot.robot.panda_like import JOINT_NAMES
 
 TELEOP_CMD = topics.TELEOP_CMD       # geometry_msgs/TwistStamped: raw operator command
+CORRECTION = topics.CORRECTION       # geometry_msgs/TwistStamped: the operator's command at a frame they took over
 OPERATOR = topics.OPERATOR           # std_msgs/String, JSON {"operator", "skill", ...}
 
 TYPESTORE = "ros2_kilted"           # rosbags.typesys.Stores value; standard messages as in Jazzy/Kilted
@@ -41,6 +43,7 @@ DEMO_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(topics.EPISODE, "std_msgs/msg/String", True),
     TopicSpec(topics.EPISODE_RESULT, "std_msgs/msg/String", False),
     TopicSpec(OPERATOR, "std_msgs/msg/String", False),
+    TopicSpec(CORRECTION, "geometry_msgs/msg/TwistStamped", False),   # only while an operator has taken over
 )
 
 MSGTYPES: dict[str, str] = {s.topic: s.msgtype for s in DEMO_TOPICS}
@@ -48,8 +51,9 @@ REQUIRED_TOPICS: tuple[str, ...] = tuple(s.topic for s in DEMO_TOPICS if s.requi
 
 # Nominal rates (Hz) of the streamed topics; the JSON topics come once per episode.
 NOMINAL_RATES: dict[str, float] = {
-    topics.JOINT_STATES: 500.0, topics.IMAGE: 20.0, topics.CAMERA_INFO: 20.0, topics.TIP_VELOCITY: 20.0,
-    topics.DESIRED_MOTION: 20.0, TELEOP_CMD: 20.0, topics.OBJECT_POSES: 20.0,
+    topics.JOINT_STATES: 500.0, topics.IMAGE: CONTROL_RATE_HZ, topics.CAMERA_INFO: CONTROL_RATE_HZ,
+    topics.TIP_VELOCITY: CONTROL_RATE_HZ, topics.DESIRED_MOTION: CONTROL_RATE_HZ, TELEOP_CMD: CONTROL_RATE_HZ,
+    topics.OBJECT_POSES: CONTROL_RATE_HZ,
 }
 
 # Published latched (transient local) by their nodes: recorded with that QoS so `ros2 bag play`

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from il_robot.data.dataset import write_meta
+from il_robot.data.dataset import write_episode, write_meta
 from il_robot.learning.tecnet.data import CORRECTION_SKILL
 from il_robot.policies.base import Observation, Policy
 from il_robot.policies.scripted import FUNNEL_RADIUS
@@ -129,19 +129,13 @@ def run_job(job: CorrectionJob) -> dict:
     finally:
         world.close()
     t, image, q, qd, action = (np.array(x) for x in zip(*policy.frames))
-    key = f"correction-r{job.round}-{task.index:03d}"
-    rel = Path("train") / f"{key}.npz"
-    (dataset / "train").mkdir(exist_ok=True)
-    start = world.episode_start
-    np.savez_compressed(dataset / rel, image=image.astype(np.uint8), t=(t - start).astype(np.float64),
-                        stamp=t.astype(np.float64), q=q.astype(np.float32), qd=qd.astype(np.float32),
-                        action=action.astype(np.float32))
-    return {"key": key, "file": str(rel), "bag": None, "split": "train", "task": task.to_dict(),
-            "task_name": task.name, "seed": seed, "episode_id": None, "operator": "dagger:scripted",
-            "skill": CORRECTION_SKILL, "success": bool(result.success), "final_distance": float(result.final_distance),
-            "duration": float(result.duration), "frames": int(len(t)), "held_actions": 0, "dropped_frames": 0,
-            "dagger": {"round": job.round, "beta": job.beta, "labeller": job.labeller,
-                       "model_dir": str(job.model_dir)}}
+    arrays = {"image": image, "t": t - world.episode_start, "stamp": t, "q": q, "qd": qd, "action": action}
+    return write_episode(dataset, f"correction-r{job.round}-{task.index:03d}", arrays, {
+        "bag": None, "split": "train", "task": task.to_dict(),
+        "task_name": task.name, "seed": seed, "episode_id": None, "operator": "dagger:scripted",
+        "skill": CORRECTION_SKILL, "success": bool(result.success), "final_distance": float(result.final_distance),
+        "duration": float(result.duration), "frames": int(len(t)), "held_actions": 0, "dropped_frames": 0,
+        "dagger": {"round": job.round, "beta": job.beta, "labeller": job.labeller, "model_dir": str(job.model_dir)}})
 
 
 def collect_corrections(dataset: str | Path, model_dir: str | Path, round_: int, beta: float = 0.0,

@@ -10,6 +10,11 @@ answered again, as the lockstep simulator's handshake needs.
 The policy is swapped through parameters: the new one is built and checked in
 the parameter callback, off the control path, then swapped between two ticks;
 a failed build is refused with its reason and the old policy keeps running.
+With `takeover` (human-gated DAgger), an operator holding the takeover
+(/teleop/takeover) drives with /teleop/cmd_vel instead of the policy, through the
+same resolved-rate path; each such tick's command also goes out on
+/teleop/correction, the label a recorder keeps. Their device going silent
+mid-takeover holds the arm still (il_robot.teleop.takeover).
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from il_robot import topics
 from il_robot.policies.base import Observation, PolicyConfig, PolicyLoadError, available, make_policy
+from il_robot.rates import CONTROL_RATE_HZ
 from il_robot.robot import panda_like
 from il_robot.robot.joint_order import JointInputError, JointOrder
 from il_robot.robot.model import RobotModel, RobotModelError
@@ -41,6 +47,7 @@ from il_robot.ros.joint_state_history import JointStateHistory
 from il_robot.ros.params import declare
 from il_robot.ros.runner import run_node
 from il_robot.ros.topic_thread import TopicThread
+from il_robot.teleop.takeover import TAKEOVER_TIMEOUT, Driver, TakeoverArbiter
 
 POLICY_PARAMS = ("policy", "model_dir", "demo", "device")
 DEVICES = ("cpu", "cuda", "tensorrt")
@@ -55,7 +62,7 @@ class PolicyNode(Node):
                                             "builtin = the shipped model"))
         self.demos = declare(self, "demo", [""], "Demo bag(s) conditioning a few-shot policy")
         self.device = declare(self, "device", "cpu", "Inference device", choices=DEVICES)
-        self.rate_hz = declare(self, "rate_hz", 20.0, "Control rate (Hz)", float_range=(1.0, 100.0))
+        self.rate_hz = declare(self, "rate_hz", CONTROL_RATE_HZ, "Control rate (Hz)", float_range=(1.0, 100.0))
         description = builtin_or(declare(self, "robot_description", "", "MJCF/URDF path or XML for "
                                          "kinematics; '' or builtin = the built-in arm", read_only=True))
         max_speed = declare(self, "max_tip_speed", 0.3, "Tool tip speed limit (m/s)", float_range=(0.01, 1.0))
@@ -69,6 +76,13 @@ class PolicyNode(Node):
         self.stamp_tolerance = declare(self, "stamp_tolerance", 0.5,
                                        "Camera frames and object poses stamped further than this (s) from "
                                        "this node's clock are discarded", float_range=(0.01, 60.0))
+        takeover = declare(self, "takeover", False,
+                           f"Let an operator take the arm from the policy: while {topics.TAKEOVER} says held, "
+                           f"their {topics.TELEOP_CMD} drives (human-gated DAgger)", read_only=True)
+        takeover_timeout = declare(self, "takeover_timeout", TAKEOVER_TIMEOUT,
+                                   f"s without a {topics.TAKEOVER} message while the operator drives -> hold "
+                                   "still until their device is heard again", float_range=(0.05, 5.0),
+                                   read_only=True)
         self.lockstep = declare(self, "lockstep", False,
                                 "Simulator only (the lockstep launch sets it), never on a real arm: answer "
                                 "a re-sent frame again", read_only=True)
@@ -93,6 +107,9 @@ class PolicyNode(Node):
         self._episode: dict = {}
         self._last_desired: JointTrajectory | None = None
         self._command: tuple[float, np.ndarray] | None = None   # (stamp, tip velocity) from the operator
+        self._episode_start = -np.inf   # sim time the episode began (simulator only; -inf on a real arm)
+        self.takeover = TakeoverArbiter(takeover_timeout) if takeover else None
+        self.corrections = 0   # ticks the operator drove
 
         # Frames are handled on a node of their own, spun in its own thread: a policy
         # being built in this node's parameter callback never delays a tick.
@@ -112,13 +129,17 @@ class PolicyNode(Node):
         control.create_subscription(Image, topics.IMAGE, self._on_image, qos_profile_sensor_data)
         control.create_subscription(PoseArray, topics.OBJECT_POSES, self._on_objects, 10)
         control.create_subscription(TwistStamped, teleop_topic, self._on_command, 10)
+        if self.takeover is not None:
+            control.create_subscription(Bool, topics.TAKEOVER, self._on_takeover, 10)
+            self.pub_correction = control.create_publisher(TwistStamped, topics.CORRECTION, 10)
         # /clock (100 Hz on sim time) moves both nodes' clocks from a thread of its own: through an
         # executor it would cost more CPU than the policy's own 20 Hz work.
         self.clock_thread = TopicThread(self, "clock")
         self.topic_threads = [self.clock_thread]
         if self.clock_thread.follow_clock(self) | self.clock_thread.follow_clock(control):
             self.clock_thread.start()
-        self.get_logger().info(f"policy '{self.policy_name}' at {self.rate_hz:g} Hz -> '{desired_topic}'")
+        self.get_logger().info(f"policy '{self.policy_name}' at {self.rate_hz:g} Hz -> '{desired_topic}'"
+                               + (f"; an operator takes over on {topics.TAKEOVER}" if takeover else ""))
 
     # -- building and swapping ----------------------------------------------------------
     def _config(self, **overrides) -> PolicyConfig:
@@ -185,7 +206,8 @@ class PolicyNode(Node):
             self._episode = context
             self.policy.reset(context)
             self.rr.reset()
-            self._command = None   # an operator's command belongs to its episode
+            self._command = None   # an operator's command belongs to its episode:
+            self._episode_start = _seconds(context.get("start_time"))   # one from before it is stale
         self._last_tick = -np.inf
 
     def _on_image(self, msg: Image) -> None:
@@ -207,11 +229,38 @@ class PolicyNode(Node):
             return
         self._command = (conv.from_time(msg.header.stamp), v)
 
+    def _on_takeover(self, msg: Bool) -> None:
+        before = self.takeover.driver
+        after = self.takeover.heard(bool(msg.data), self._now())
+        if after is before:
+            return
+        if after is Driver.OPERATOR:
+            self.get_logger().info("operator took over: their commands drive" + (
+                " (their device is heard again)" if before is Driver.LOST else ""))
+        else:
+            self.get_logger().info("operator released the takeover: the policy drives" + (
+                " (their device is heard again)" if before is Driver.LOST else ""))
+
+    def _now(self) -> float:
+        return self.control_node.get_clock().now().nanoseconds * 1e-9
+
+    def _driver(self) -> Driver:
+        """Who drives this tick; the operator's device gone silent mid-takeover is logged once, then held."""
+        if self.takeover is None:
+            return Driver.POLICY
+        before = self.takeover.driver
+        driver = self.takeover.driver_at(self._now())
+        if driver is Driver.LOST and before is not Driver.LOST:
+            self.get_logger().error(
+                f"takeover: no {topics.TAKEOVER} for {self.takeover.silent_for(self._now()):.2f} s while the "
+                "operator had the arm: holding still until their device is heard again")
+        return driver
+
     def _fresh_command(self, t: float) -> np.ndarray | None:
         if self._command is None:
             return None
         stamp, v = self._command
-        return v if t - stamp <= self.command_timeout else None
+        return v if t - stamp <= self.command_timeout and stamp >= self._episode_start - 1e-9 else None
 
     def _on_objects(self, msg: PoseArray) -> None:
         t = conv.from_time(msg.header.stamp)
@@ -282,6 +331,24 @@ class PolicyNode(Node):
     def _tick(self, t: float, q: np.ndarray, qd: np.ndarray, period: float) -> None:
         tip, _ = self.robot.tip_pose(q)
         obs = Observation(t, q, qd, tip, self._image, dict(self._objects), self._fresh_command(t))
+        driver = self._driver()
+        if driver is Driver.OPERATOR:   # their command (checked finite on arrival); none fresh: hold still
+            if obs.command is None:     # ... and no label: what they wanted here is not known
+                v = np.zeros(3)
+            else:
+                v = np.asarray(obs.command, dtype=float)
+                self.pub_correction.publish(conv.twist_stamped(v, t))
+                self.corrections += 1
+        elif driver is Driver.LOST:
+            v = np.zeros(3)
+        else:
+            v = self._policy_action(obs)
+        dm = self.rr.step(q, v, t, period)
+        self._publish_desired(dm, t)
+        self.pub_action.publish(conv.twist_stamped(v, t))
+        self.ticks += 1
+
+    def _policy_action(self, obs: Observation) -> np.ndarray:
         try:
             v = np.asarray(self.policy.act(obs), dtype=float)
             if v.shape != (3,) or not np.all(np.isfinite(v)):
@@ -290,10 +357,7 @@ class PolicyNode(Node):
             self.get_logger().error(f"policy '{self.policy_name}' failed, holding still: {err}",
                                     throttle_duration_sec=1.0)
             v = np.zeros(3)
-        dm = self.rr.step(q, v, t, period)
-        self._publish_desired(dm, t)
-        self.pub_action.publish(conv.twist_stamped(v, t))
-        self.ticks += 1
+        return v
 
     def _republish(self, t: float) -> None:
         dm = self.rr.reference_at(t)
@@ -321,6 +385,14 @@ class PolicyNode(Node):
     def destroy_node(self) -> None:
         self.close()
         super().destroy_node()
+
+
+def _seconds(value) -> float:
+    """An episode's start_time, -inf when it has none usable (no episodes on a real arm)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return -np.inf
 
 
 def main(args=None) -> int:

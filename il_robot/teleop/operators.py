@@ -15,6 +15,7 @@ import numpy as np
 
 from il_robot.policies.base import Observation, Policy, PolicyConfig, register
 from il_robot.policies.scripted import ScriptedPusher
+from il_robot.rates import CONTROL_RATE_HZ
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class SimulatedOperator(Policy):
 
     needs_privileged = True
 
-    def __init__(self, skill: str = "expert", seed: int = 0, rate_hz: float = 20.0):
+    def __init__(self, skill: str = "expert", seed: int = 0, rate_hz: float = CONTROL_RATE_HZ):
         if skill not in SKILLS:
             raise ValueError(f"unknown operator skill '{skill}'; choose from {', '.join(SKILLS)}")
         self.skill_name = skill
