@@ -77,7 +77,7 @@ def add_parser(sub) -> None:
                         "says 'down'), memoryless (scene alone, but 'rise first' and 'descend' meet at a line "
                         "2 cm from the approach point) or low-lift (phased, but a lift after a slip ends at the "
                         "funnel's height); human: a person or the simulated corrector takes over (--operator). "
-                        "README: what fine-tunes on each gave")
+                        "docs/tecnet.md: what fine-tunes on each gave")
     d.add_argument("--operator", default="sim:expert",
                    help="--labeller human: who corrects: joy (a person's joystick, a joy driver on /joy), keyboard "
                         "(this terminal) or sim:expert|okay|poor (the simulated corrector, unattended; default)")

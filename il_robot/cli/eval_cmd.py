@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
                    help="realtime only: camera latency in s of sim time (the simulator's camera_delay, "
                         "default 0): frames and object poses keep their capture stamp and go out this "
                         "much later")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON (fields: README)")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON (fields: docs/running.md)")
     p.add_argument("--video", metavar="DIR", help="write one MP4 rollout per episode from the camera")
     p.add_argument("--log-dir", help="node logs (default: a temporary directory)")
     p.set_defaults(func=run)

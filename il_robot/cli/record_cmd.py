@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
                     "the episode metadata (task, operator, success, final distance). Simulated operators "
                     "(sim:expert, sim:okay, sim:poor; a comma list cycles through them per demo) run in "
                     "--workers parallel processes; bags that already exist are skipped, so an interrupted "
-                    "run resumes. keyboard/joy: a human drives the ROS graph (see README).")
+                    "run resumes. keyboard/joy: a human drives the ROS graph (see docs/dataset.md).")
     p.add_argument("--operator", default="sim:expert",
                    help="sim:expert | sim:okay | sim:poor (comma list: demo k uses entry k mod n) | keyboard | joy")
     p.add_argument("--tasks", default="train", choices=sorted(TASK_SET_SIZES), help="task set")

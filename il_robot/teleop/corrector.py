@@ -6,7 +6,7 @@ watches the scene, takes over when the push goes wrong and hands back once the
 push is on track again. Its flaws while driving are a simulated operator's skill
 (reaction delay, over-correction, pauses, tremor; il_robot.teleop.operators);
 what it would do is the memoryless `continuous` pusher, whose labels a
-memoryless learner can fit (README, DAgger labellers).
+memoryless learner can fit (docs/tecnet.md, what we tried).
 
 It takes over when
 - drift: the push drifts off its line: the tool, low behind the target, stays
