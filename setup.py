@@ -39,7 +39,10 @@ setup(
     extras_require={
         "ros": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-sensor-msgs", "ros-std-msgs", "ros-geometry-msgs",
                 "ros-trajectory-msgs", "ros-std-srvs", "ros-rosgraph-msgs"],
+        # Exactly one of the two: both install the module onnxruntime, the second over the first, and
+        # removing either then breaks the other. The GPU build holds the CPU provider too.
         "runtime": ["onnxruntime"],
+        "runtime-gpu": ["onnxruntime-gpu"],
         "bags": ["rosbags", "mcap", "mcap-ros2-support"],
         "train": ["torch==2.13.0", "onnx", "matplotlib"],
         "test": ["pytest", "pytest-timeout"],

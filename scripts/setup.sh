@@ -24,10 +24,15 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-extras="ros,runtime,bags,test"
-if nvidia-smi >/dev/null 2>&1; then
-  .venv/bin/python -m pip install -q onnxruntime-gpu
+# ONNX Runtime: the GPU build where nvidia-smi works, else the CPU one; exactly one of them (both
+# install the module onnxruntime, so the second overwrites the first and removing either breaks the
+# other). A venv that holds the other build (the machine gained or lost its GPU) is cleaned first.
+if nvidia-smi >/dev/null 2>&1; then runtime=runtime-gpu; other=onnxruntime; else runtime=runtime; other=onnxruntime-gpu; fi
+if .venv/bin/python -m pip show -q "$other" >/dev/null 2>&1; then
+  echo "the venv holds $other, the other onnxruntime build: replacing it"
+  .venv/bin/python -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 fi
+extras="ros,$runtime,bags,test"
 if [ -n "${IL_ROBOT_EXTRAS:-}" ]; then
   # torch first, pinned: an unpinned torch would pull gigabytes of CUDA wheels.
   case ",$IL_ROBOT_EXTRAS," in *,train,*) .venv/bin/python -m pip install -q torch==2.13.0 ;; esac
