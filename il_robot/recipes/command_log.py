@@ -10,14 +10,42 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 
+CHILD_SAVE_TIMEOUT = 60.0  # s an interrupted stage's command has to save what it can before it is killed
+
+
 class StageFailed(RuntimeError):
     pass
+
+
+def stop_child(proc: subprocess.Popen) -> None:
+    """The runner was interrupted: stop the stage's command as a Ctrl-C at a terminal would, and wait.
+
+    The command runs in a session of its own, so a terminal's Ctrl-C reaches the runner alone, as
+    does a signal sent to the runner's PID (kill -INT, a supervisor's SIGTERM): each Ctrl-C the
+    runner gets is forwarded once. The first asks the command to save what it can (a checkpoint,
+    whole bags) and stop; a second hurries it, as it would at a terminal. Killed after
+    CHILD_SAVE_TIMEOUT s.
+    """
+    deadline = time.monotonic() + CHILD_SAVE_TIMEOUT
+    proc.send_signal(signal.SIGINT)
+    while True:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            return
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return
+        except KeyboardInterrupt:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
 
 
 class RunLog:
@@ -42,10 +70,13 @@ class RunLog:
     def run(self, argv: list[str], env: dict | None = None) -> str:
         """Run `il-robot ARGV`; returns the command as a user would type it. Raises StageFailed on a non-zero exit."""
         shown = "il-robot " + shlex.join(argv)
+        return self.run_command([sys.executable, "-m", "il_robot.cli.main", *argv], shown, env)
+
+    def run_command(self, cmd: list[str], shown: str, env: dict | None = None) -> str:
+        """Run `cmd`, shown and logged as `shown`; see run()."""
         self.say(f"$ {shown}")
-        cmd = [sys.executable, "-m", "il_robot.cli.main", *argv]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})})
+                                env={**os.environ, **(env or {})}, start_new_session=True)   # stop_child
         pending = b""
         try:
             while chunk := os.read(proc.stdout.fileno(), 65536):
@@ -59,12 +90,7 @@ class RunLog:
                     self.line(raw.decode(errors="replace").rsplit("\r", 1)[-1].rstrip())
             code = proc.wait()
         except KeyboardInterrupt:
-            # The child got the same Ctrl-C (one process group) and saves what it can; wait for that.
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_child(proc)
             raise
         finally:
             if pending:
