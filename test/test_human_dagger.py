@@ -16,6 +16,7 @@ import pytest
 
 from conftest import wait_until
 
+from il_robot.ros.runner import SideExecutor   # as run_node spins the policy node's two halves
 from il_robot.teleop.takeover import Driver, TakeoverArbiter
 
 OPERATOR_V = np.array([0.0, 0.07, -0.02])   # what the operator commands in the tests
@@ -191,27 +192,6 @@ def test_joy_axes_command_the_correctors_velocity_through_the_mapping():
 
 # -- the policy node's takeover, through real topics --------------------------------------------------------
 
-class _Spinner:
-    """A node on an executor thread of its own, as `run_node` runs the policy node's two halves."""
-
-    def __init__(self, context, node):
-        from rclpy.executors import SingleThreadedExecutor
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        from rclpy.executors import ExternalShutdownException
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
-
-    def stop(self):
-        self.executor.shutdown()
-        self.thread.join(timeout=5)
-
 
 class _Stage:
     """A simulator and an operator stand-in around a real policy node with `takeover` on: frames at chosen
@@ -234,7 +214,7 @@ class _Stage:
         overrides = [Parameter("use_sim_time", value=True), Parameter("policy", value=policy),
                      Parameter("takeover", value=True)] + [Parameter(k, value=v) for k, v in params.items()]
         self.policy = PolicyNode(context=ros.context, parameter_overrides=overrides)
-        self.spinners = [_Spinner(ros.context, self.policy), _Spinner(ros.context, self.policy.control_node)]
+        self.spinners = [SideExecutor(self.policy), SideExecutor(self.policy.control_node)]
         node = self.node = ros.add(rclpy.create_node("stage", context=ros.context))
         self.cv = threading.Condition()
         self.actions: dict[float, np.ndarray] = {}

@@ -9,6 +9,7 @@ from rclpy.parameter import Parameter
 from conftest import wait_until
 
 from il_robot.ros.policy_node import PolicyNode
+from il_robot.ros.runner import SideExecutor   # as run_node spins the policy node's two halves
 
 
 def test_swap_is_refused_with_reason_and_old_policy_kept(ros):
@@ -26,28 +27,6 @@ def test_swap_to_a_registered_policy(ros):
     ros.executor.add_node(node.control_node)
     result = node.set_parameters([Parameter("policy", value="hold")])[0]
     assert result.successful and node.policy_name == "hold" and node.swaps == 1
-
-
-class _Spinner:
-    """A node on an executor thread of its own, as `run_node` runs the policy node's two halves."""
-
-    def __init__(self, context, node):
-        from rclpy.executors import SingleThreadedExecutor
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        from rclpy.executors import ExternalShutdownException
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
-
-    def stop(self):
-        self.executor.shutdown()
-        self.thread.join(timeout=5)
 
 
 def test_swap_mid_episode_misses_no_tick(ros):
@@ -92,7 +71,7 @@ def test_swap_mid_episode_misses_no_tick(ros):
     controller = ros.add(InverseDynamicsNode(context=ros.context, parameter_overrides=sim_time + [
         Parameter("joint_state_timeout", value=5.0), Parameter("joint_state_wall_timeout", value=10.0)]))
     policy = PolicyNode(context=ros.context, parameter_overrides=sim_time)
-    spinners = [_Spinner(ros.context, policy), _Spinner(ros.context, policy.control_node)]
+    spinners = [SideExecutor(policy), SideExecutor(policy.control_node)]
     driver = ros.add(rclpy.create_node("driver_stand_in", context=ros.context))
     cv = threading.Condition()
     seen = {"torques": 0, "desired": [], "actions": []}
@@ -202,7 +181,7 @@ class _FrameDriver:
         self.conv, self.Clock = conv, Clock
         overrides = [Parameter("use_sim_time", value=True)] + [Parameter(k, value=v) for k, v in params.items()]
         self.policy = PolicyNode(context=ros.context, parameter_overrides=overrides)
-        self.spinners = [_Spinner(ros.context, self.policy), _Spinner(ros.context, self.policy.control_node)]
+        self.spinners = [SideExecutor(self.policy), SideExecutor(self.policy.control_node)]
         self.node = ros.add(rclpy.create_node("sim_stand_in", context=ros.context))
         self.cv = threading.Condition()
         self.desired: list[float] = []

@@ -53,7 +53,7 @@ SIDE_STOP_TIMEOUT = 2.0  # s: the longest a stop waits for a side executor's cal
 
 
 def _spin_quietly(executor, stop: threading.Event | None = None) -> None:
-    """Spin until shutdown, or until `stop` is set (side executors: see _SideExecutor).
+    """Spin until shutdown, or until `stop` is set (side executors: see SideExecutor).
 
     Not executor.spin(): its wait has no timeout, and the wake-up a Ctrl-C sends it (rclpy's
     signal thread triggers a guard condition) was missed about once in 70 stops here: the
@@ -70,7 +70,7 @@ def _spin_quietly(executor, stop: threading.Event | None = None) -> None:
         # Shutdown (Ctrl-C) landed while a message was taken or a callback published: expected.
 
 
-class _SideExecutor:
+class SideExecutor:
     """A node spun in a thread of its own, stopped by joining that thread before anything is torn down.
 
     rclpy's Executor.shutdown() does not wait for a spin in another thread (its wait for outstanding
@@ -85,7 +85,7 @@ class _SideExecutor:
         self.thread = threading.Thread(target=_spin_quietly, args=(self.executor, self._stop), daemon=True)
         self.thread.start()
 
-    def stop(self, timeout: float) -> bool:
+    def stop(self, timeout: float = SIDE_STOP_TIMEOUT) -> bool:
         """True when the thread ended (its node may then be destroyed)."""
         self._stop.set()
         self.thread.join(timeout)
@@ -130,7 +130,7 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
         executor.add_node(node)
         # Nodes that must not wait behind this one's callbacks get an executor thread each.
         for extra in getattr(node, "extra_nodes", lambda: [])():
-            sides.append(_SideExecutor(extra))
+            sides.append(SideExecutor(extra))
         if not interrupts.count:   # a SIGINT before rclpy's handler was in place is only noted
             _spin_quietly(executor)
     except (*errors, *START_ERRORS) as err:
