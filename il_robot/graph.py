@@ -24,6 +24,17 @@ def builtin_or(value: str) -> str:
     return "" if str(value).strip() in BUILTIN_SPELLINGS else value
 
 
+# Hosts of a split graph: the robot's PC runs the simulator or driver and the torque loop, the policy
+# host runs the learned policy; `all` (the default) runs every node on one machine.
+ROBOT, POLICY, ALL = "robot", "policy", "all"
+ROLES = (ALL, ROBOT, POLICY)
+
+
+def is_true(value: str) -> bool:
+    """A launch argument's boolean, as ros2 launch's IfCondition reads it."""
+    return str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Argument:
     name: str
@@ -44,6 +55,9 @@ class NodeSpec:
     # Its exit stops the graph (the simulator, the controller). Any other node's exit is logged as an
     # error and the rest runs on: the controller holds the arm when the policy dies, as on a real arm.
     required: bool = False
+    # Which host runs it when the graph is split (launch argument `role`): "robot" beside the arm's
+    # driver (simulator, torque loop), "policy" on the host with the accelerator. docs/two_hosts.md.
+    role: str = ROBOT
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,16 @@ class Graph:
 
     def defaults(self) -> dict[str, str]:
         return {a.name: a.default for a in self.arguments}
+
+    def starts(self, spec: "NodeSpec", values: dict[str, str]) -> bool:
+        """Whether a launch with these argument values starts the node: its condition holds and it
+        belongs to this host's role (graphs without a `role` argument run whole)."""
+        if spec.condition and not is_true(values[spec.condition]):
+            return False
+        role = str(values.get("role", ALL)).strip()
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got '{role}'")
+        return role in (ALL, spec.role)
 
 
 LOCKSTEP_FLAG = {"lockstep": ("mode", "lockstep")}
@@ -83,6 +107,8 @@ PUSHING = Graph(
         Argument("render", "true", "Render camera images (headless, EGL)"),
         Argument("robot_description", BUILTIN, "MJCF/URDF path of the arm for dynamics; builtin = the "
                  "built-in arm"),
+        Argument("role", ALL, "Which part of the graph this host runs: all (one machine), robot (simulator or "
+                 "driver and the torque loop) or policy (the policy node); docs/two_hosts.md"),
     ),
     nodes=(
         NodeSpec("sim_node", "il_robot.ros.sim_node", "sim",
@@ -98,7 +124,7 @@ PUSHING = Graph(
                  params={"use_sim_time": "use_sim_time", "policy": "policy", "model_dir": "model_dir",
                          "demo": "demo", "device": "device", "rate_hz": "rate_hz",
                          "robot_description": "robot_description"},
-                 flags=LOCKSTEP_FLAG),
+                 flags=LOCKSTEP_FLAG, role=POLICY),
     ),
 )
 

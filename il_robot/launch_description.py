@@ -43,6 +43,21 @@ def graph_launch_description(graph: Graph):
         def perform(self, context) -> str:
             return builtin_or(LaunchConfiguration(self.name).perform(context))
 
+    class Starts(Substitution):
+        """'true' when the graph starts this node with these launch arguments (Graph.starts: its
+        condition and this host's role), so both launchers decide alike."""
+
+        def __init__(self, spec: NodeSpec):
+            super().__init__()
+            self.spec = spec
+
+        def describe(self) -> str:
+            return f"Starts({self.spec.name})"
+
+        def perform(self, context) -> str:
+            values = {a.name: LaunchConfiguration(a.name).perform(context) for a in graph.arguments}
+            return "true" if graph.starts(self.spec, values) else "false"
+
     string_params = {"robot_description", "model_dir", "out_dir"}   # may be empty: keep them strings
     for spec in graph.nodes:
         overrides = {param: (ParameterValue(BuiltinOr(arg) if param in BUILTIN_PARAMS else LaunchConfiguration(arg),
@@ -58,7 +73,7 @@ def graph_launch_description(graph: Graph):
             name=spec.name,
             output="screen",
             parameters=[params_file, overrides],
-            condition=IfCondition(LaunchConfiguration(spec.condition)) if spec.condition else None,
+            condition=IfCondition(Starts(spec)),
         )
         actions += [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_on_exit(spec)))]
     return LaunchDescription(actions)

@@ -34,10 +34,6 @@ def parse_launch_args(graph: Graph, items: list[str]) -> dict[str, str]:
     return values
 
 
-def is_true(value: str) -> bool:
-    return str(value).strip().lower() in ("true", "1", "yes", "on")
-
-
 @dataclass
 class NodeCommand:
     name: str
@@ -49,7 +45,7 @@ def node_commands(graph: Graph, values: dict[str, str], extra_params: dict | Non
     params_file = str(config_file(graph.params_file))
     commands = []
     for spec in graph.nodes:
-        if spec.condition and not is_true(values[spec.condition]):
+        if not graph.starts(spec, values):
             continue
         argv = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}",
                 "--params-file", params_file]

@@ -12,13 +12,13 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from il_robot.ament_prefix import install, ros_env
+from output_process import OutputProcess
 
 STARTED = re.compile(r"\[INFO\] \[([\w-]+)\]: process started with pid \[(\d+)\]")
 # What an unclean stop prints: a traceback, an interrupt raised into Python, a node killed by a signal.
@@ -50,71 +50,24 @@ def ros2(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
             return done
 
 
-class Launch:
+class Launch(OutputProcess):
     """`ros2 launch il_robot FILE args...`, its output collected line by line."""
 
     def __init__(self, launch_file: str, *args: str):
-        self.proc = subprocess.Popen([shutil.which("ros2", path=cli_env()["PATH"]), "launch", "il_robot",
-                                      launch_file, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=cli_env(), start_new_session=True)
-        self.lines: list[str] = []
-        self._cv = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            with self._cv:
-                self.lines.append(line.rstrip("\n"))
-                self._cv.notify_all()
-        with self._cv:
-            self._cv.notify_all()
-
-    @property
-    def output(self) -> str:
-        with self._cv:
-            return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float = 60.0) -> str:
-        """The first output line matching `pattern` (regex); fails with the output so far."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            while True:
-                hit = next((ln for ln in self.lines if regex.search(ln)), None)
-                if hit is not None:
-                    return hit
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    raise AssertionError(f"no line matching {pattern!r} in ros2 launch output:\n"
-                                         + "\n".join(self.lines[-60:]))
-                self._cv.wait(min(left, 0.5))
+        super().__init__([shutil.which("ros2", path=cli_env()["PATH"]), "launch", "il_robot", launch_file, *args],
+                         env=cli_env())
 
     def node_pids(self) -> dict[str, int]:
         with self._cv:
             return {m.group(1): int(m.group(2)) for m in map(STARTED.search, self.lines) if m}
 
-    def ctrl_c(self, timeout: float = 30.0) -> int:
-        """SIGINT to the whole process group, as a terminal's Ctrl-C; the launch's exit code."""
-        os.killpg(self.proc.pid, signal.SIGINT)
-        return self.wait(timeout)
-
-    def wait(self, timeout: float = 30.0) -> int:
-        code = self.proc.wait(timeout)
-        self._reader.join(timeout=5.0)
-        return code
-
-    def kill(self) -> None:
-        """Test cleanup: whatever is left of the group goes (by the group of the launch we started)."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
+    def kill(self) -> int:
+        """Test cleanup: whatever is left of the group goes, and any node that left the group."""
+        code = super().kill()
         for pid in self.node_pids().values():
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        return code
 
 
 def alive(pid: int) -> bool:

@@ -14,14 +14,14 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from output_process import OutputProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -48,6 +48,11 @@ SKIP = {
         "minutes, with the training extras: test_recipes.py runs both tiny recipes (slow)",
     ".venv/bin/il-robot dataset dagger data/pushing --labeller human --operator joy --model-dir models/tecnet "
     "--round 1": "a person with a joystick; test_human_dagger.py runs a round with the simulated corrector",
+    ".venv/bin/il-robot dds-profile --interface eth1 --out robot_dds.xml":
+        "names a real interface; test_two_hosts.py writes the profile for its namespaces and uses it",
+    "FASTDDS_DEFAULT_PROFILES_FILE=robot_dds.xml .venv/bin/il-robot launch pushing role:=robot":
+        "two hosts: test_two_hosts.py runs both halves in network namespaces (root)",
+    ".venv/bin/il-robot launch pushing role:=policy policy:=tecnet": "two hosts, as above",
 }
 
 
@@ -221,56 +226,12 @@ def commands_of(test: str) -> list[str]:
     return [c for c, tiny in RUN.items() if tiny.test == test]
 
 
-class Running:
-    """A command started as from a terminal (a process group of its own), its output collected."""
-
-    def __init__(self, argv: list[str]):
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
-        self.lines: list[str] = []
-        self._cv = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            with self._cv:
-                self.lines.append(line.rstrip("\n"))
-                self._cv.notify_all()
-        with self._cv:
-            self._cv.notify_all()
-
-    @property
-    def output(self) -> str:
-        with self._cv:
-            return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float = 90.0) -> None:
-        regex = re.compile(pattern)
-        with self._cv:
-            ok = self._cv.wait_for(lambda: any(map(regex.search, self.lines)) or not self._reader.is_alive(),
-                                   timeout)
-            if not ok or not any(map(regex.search, self.lines)):
-                raise AssertionError(f"no line matching {pattern!r}:\n" + "\n".join(self.lines[-60:]))
-
-    def ctrl_c(self) -> int:
-        os.killpg(self.proc.pid, signal.SIGINT)   # a terminal's Ctrl-C, to the group this test started
-        code = self.proc.wait(30)
-        self._reader.join(5)
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-
 @pytest.fixture
 def running():
-    started: list[Running] = []
+    started: list[OutputProcess] = []
 
-    def start(argv: list[str]) -> Running:
-        started.append(Running(argv))
+    def start(argv: list[str]) -> OutputProcess:
+        started.append(OutputProcess(argv, cwd=ROOT))
         return started[-1]
 
     yield start

@@ -48,6 +48,12 @@ def add_parser(sub) -> None:
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON (fields: docs/running.md)")
     p.add_argument("--video", metavar="DIR", help="write one MP4 rollout per episode from the camera")
     p.add_argument("--log-dir", help="node logs (default: a temporary directory)")
+    p.add_argument("--role", choices=("all", "robot"), default="all",
+                   help="all (default): launch the whole graph here; robot: launch the simulator and the "
+                        "torque loop here and drive a policy node that runs on another host (the command "
+                        "to start it there is printed; docs/two_hosts.md)")
+    p.add_argument("--policy-wait", type=float, default=300.0, metavar="SECONDS",
+                   help="--role robot: how long to wait for the other host's policy node (default 300)")
     p.set_defaults(func=run)
 
 
@@ -83,7 +89,19 @@ def launch_values(args, plan: list[tuple[int, int]], demo: str) -> list[str]:
         "mode:=realtime", "sync_policy:=false", f"camera_delay:={float(args.camera_delay)}"]
     return [f"policy:={args.policy}", f"model_dir:={args.model_dir}", f"demo:={demo}", *mode,
             "auto_reset:=false", f"task_set:={args.tasks}", f"task_index:={plan[0][0]}",
-            f"seed:={plan[0][1]}", f"episode_duration:={args.episode_duration}"]
+            f"seed:={plan[0][1]}", f"episode_duration:={args.episode_duration}", f"role:={args.role}"]
+
+
+def policy_host_command(launch_args: list[str]) -> str:
+    """The command that starts the policy's half of the evaluated graph on the other host."""
+    import shlex
+
+    from il_robot.graph import PUSHING
+
+    defaults = PUSHING.defaults()
+    kept = [a for a in launch_args if a.startswith("policy:=")
+            or a.partition(":=")[2] not in ("", defaults[a.partition(":=")[0]])]
+    return "il-robot launch pushing role:=policy " + " ".join(shlex.quote(a) for a in kept if not a.startswith("role:="))
 
 
 def run(args) -> int:
@@ -122,7 +140,8 @@ def run(args) -> int:
         if not args.demo:   # the node starts conditioned on the first episode's demos
             args.demo = task_demos(args.demo_dir, args.tasks, plan[0][0], args.shots, args.demo_skill)
     demo = "[" + ",".join(f"'{d}'" for d in args.demo) + "]" if args.demo else "['']"
-    values = parse_launch_args(PUSHING, launch_values(args, plan, demo))
+    launch_args = launch_values(args, plan, demo)
+    values = parse_launch_args(PUSHING, launch_args)
     log_dir = args.log_dir or tempfile.mkdtemp(prefix="il_robot_eval_")
     results = []
     wall_start = time.monotonic()
@@ -132,6 +151,10 @@ def run(args) -> int:
     executor, thread = spin_in_background(client)
     try:
         with GraphProcesses(node_commands(PUSHING, values), log_dir=log_dir) as procs:
+            if args.role == "robot":
+                print(f"waiting for the policy node; on the policy host run:\n  {policy_host_command(launch_args)}",
+                      flush=True)
+                client.wait_for_node("policy", args.policy_wait)
             client.warm_up(args.tasks, plan[0][0], plan[0][1], args.episode_duration)
             for i, (task_index, seed) in enumerate(plan):
                 t0 = time.monotonic()

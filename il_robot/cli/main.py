@@ -18,8 +18,8 @@ def write_json(path: str | None, data: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from il_robot.cli import (bench_cmd, dataset_cmd, demo_cmd, eval_cmd, export_cmd, launch_cmd, record_cmd,
-                              train_cmd)
+    from il_robot.cli import (bench_cmd, dataset_cmd, dds_profile_cmd, demo_cmd, eval_cmd, export_cmd, launch_cmd,
+                              record_cmd, train_cmd)
 
     parser = argparse.ArgumentParser(
         prog="il-robot",
@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "ROS_AUTOMATIC_DISCOVERY_RANGE is set.")
     parser.add_argument("--version", action="version", version=f"il_robot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo_cmd, launch_cmd, eval_cmd, bench_cmd, record_cmd, dataset_cmd, train_cmd, export_cmd):
+    for module in (demo_cmd, launch_cmd, eval_cmd, bench_cmd, record_cmd, dataset_cmd, train_cmd, export_cmd,
+                   dds_profile_cmd):
         module.add_parser(sub)
     return parser
 

@@ -161,6 +161,19 @@ class EpisodeClient(Node):
         return result
 
 
+    def wait_for_node(self, name: str, timeout: float) -> None:
+        """Wait until a node of this name is in the graph (one started on another host); TimeoutError
+        naming what to check otherwise."""
+        deadline = time.monotonic() + timeout
+        while name not in {n for n, _ in self.get_node_names_and_namespaces()}:
+            self._health_check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"no node '{name}' appeared in {timeout:.0f} s: is it running on the other host, with the "
+                    f"same ROS_DOMAIN_ID, and does ROS_STATIC_PEERS on each host name the other? "
+                    f"(docs/two_hosts.md)")
+            time.sleep(HEALTH_PERIOD)   # the graph has no event for a node's arrival in rclpy
+
     def warm_up(self, task_set: str, task_index: int, seed: int, episode_duration: float,
                 attempts: int = 5) -> bool:
         """Run short unscored episodes until this node hears the policy (and camera).
