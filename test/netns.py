@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -80,6 +81,8 @@ class Capture:
     """tcpdump on this machine's real interfaces (not loopback): what left the machine."""
 
     def __init__(self, bpf: str):
+        if shutil.which("tcpdump") is None:
+            raise AssertionError("tcpdump is missing: apt-get install tcpdump (scripts/setup.sh does, as root)")
         ifaces = [i for i in os.listdir("/sys/class/net") if i != "lo" and _is_up(i)]
         self.procs = [OutputProcess(["tcpdump", "-n", "-l", "-i", i, bpf], os.environ.copy()) for i in ifaces]
         for p in self.procs:
