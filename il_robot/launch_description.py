@@ -30,37 +30,35 @@ def graph_launch_description(graph: Graph):
     actions.append(SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
                                           os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")))
     actions.append(SetEnvironmentVariable("MUJOCO_GL", os.environ.get("MUJOCO_GL", "egl")))
-    class BuiltinOr(Substitution):
+
+    class Computed(Substitution):
+        """A value computed in Python from the launch arguments, with the same functions
+        `il-robot launch` uses, so both launchers decide alike."""
+
+        def __init__(self, what: str, compute):
+            super().__init__()
+            self.what, self.compute = what, compute
+
+        def describe(self) -> str:
+            return self.what
+
+        def perform(self, context) -> str:
+            return self.compute(context)
+
+    def builtin_or_arg(name: str) -> Computed:
         """A launch argument, with any spelling of "built-in" (builtin, '', "") made empty."""
+        return Computed(f"BuiltinOr({name})", lambda context: builtin_or(LaunchConfiguration(name).perform(context)))
 
-        def __init__(self, name: str):
-            super().__init__()
-            self.name = name
-
-        def describe(self) -> str:
-            return f"BuiltinOr({self.name})"
-
-        def perform(self, context) -> str:
-            return builtin_or(LaunchConfiguration(self.name).perform(context))
-
-    class Starts(Substitution):
-        """'true' when the graph starts this node with these launch arguments (Graph.starts: its
-        condition and this host's role), so both launchers decide alike."""
-
-        def __init__(self, spec: NodeSpec):
-            super().__init__()
-            self.spec = spec
-
-        def describe(self) -> str:
-            return f"Starts({self.spec.name})"
-
-        def perform(self, context) -> str:
+    def starts(spec: NodeSpec) -> Computed:
+        """'true' when the graph starts the node with these arguments (its condition, this host's role)."""
+        def compute(context) -> str:
             values = {a.name: LaunchConfiguration(a.name).perform(context) for a in graph.arguments}
-            return "true" if graph.starts(self.spec, values) else "false"
+            return "true" if graph.starts(spec, values) else "false"
+        return Computed(f"Starts({spec.name})", compute)
 
     string_params = {"robot_description", "model_dir", "out_dir"}   # may be empty: keep them strings
     for spec in graph.nodes:
-        overrides = {param: (ParameterValue(BuiltinOr(arg) if param in BUILTIN_PARAMS else LaunchConfiguration(arg),
+        overrides = {param: (ParameterValue(builtin_or_arg(arg) if param in BUILTIN_PARAMS else LaunchConfiguration(arg),
                                             value_type=str)
                              if param in string_params else LaunchConfiguration(arg))
                      for param, arg in spec.params.items()}
@@ -73,7 +71,7 @@ def graph_launch_description(graph: Graph):
             name=spec.name,
             output="screen",
             parameters=[params_file, overrides],
-            condition=IfCondition(Starts(spec)),
+            condition=IfCondition(starts(spec)),
         )
         actions += [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_on_exit(spec)))]
     return LaunchDescription(actions)

@@ -3,8 +3,8 @@
 listen: counts desired motion and torque commands by who sent them, printing the counts as a
   JSON line whenever they change.
 latency SECONDS: what a process on the robot host sees for that long, as JSON: joint state ->
-  torque command (each torque against the last state before it) and camera frame -> desired motion
-  of that frame's stamp, arrival to arrival, in ms.
+  torque command (each torque against the last state before it) and camera frame (its camera_info)
+  -> desired motion of that frame's stamp, arrival to arrival, in ms.
 send NAME: publishes desired motion (header.frame_id NAME) and torque commands (every value
   TORQUE_MARK[NAME]) at 50 Hz, printing "sent N" every 50 messages: a stranger talking to the arm.
 """
@@ -12,6 +12,7 @@ send NAME: publishes desired motion (header.frame_id NAME) and torque commands (
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 
@@ -44,7 +45,7 @@ def listen(node) -> None:
 
 
 def latency(node, seconds: float) -> None:
-    from sensor_msgs.msg import Image, JointState
+    from sensor_msgs.msg import CameraInfo, JointState
 
     clock = time.perf_counter
     state_at, torque_lat, frame_at, desired_lat = [0.0], [], {}, []
@@ -57,9 +58,10 @@ def latency(node, seconds: float) -> None:
     node.create_subscription(JointState, topics.JOINT_STATES, lambda m: state_at.__setitem__(0, clock()), 100)
     node.create_subscription(Float64MultiArray, topics.EFFORT_COMMANDS,
                              lambda m: state_at[0] and torque_lat.append(clock() - state_at[0]), 100)
-    node.create_subscription(Image, topics.IMAGE,
-                             lambda m: frame_at.__setitem__((m.header.stamp.sec, m.header.stamp.nanosec), clock()), 10)
-    node.create_subscription(JointTrajectory, topics.DESIRED_MOTION, on_desired, 10)
+    # camera_info goes out with each image, same stamp, and is small: its arrival is the frame's.
+    node.create_subscription(CameraInfo, topics.CAMERA_INFO,
+                             lambda m: frame_at.__setitem__((m.header.stamp.sec, m.header.stamp.nanosec), clock()), 100)
+    node.create_subscription(JointTrajectory, topics.DESIRED_MOTION, on_desired, 100)
     end = clock() + seconds
     while clock() < end:
         rclpy.spin_once(node, timeout_sec=0.1)
@@ -91,7 +93,7 @@ def send(node, name: str) -> None:
 
 if __name__ == "__main__":
     rclpy.init()
-    probe = rclpy.create_node(f"probe_{sys.argv[1]}_{sys.argv[2] if len(sys.argv) > 2 else ''}".replace("-", "_"))
+    probe = rclpy.create_node(re.sub(r"\W", "_", f"probe_{sys.argv[1]}_{sys.argv[2] if len(sys.argv) > 2 else ''}"))
     try:
         if sys.argv[1] == "listen":
             listen(probe)

@@ -143,3 +143,17 @@ def test_the_controller_outlives_a_killed_policy(ros, cli):
     wait_until(lambda: traffic.counts[topics.EFFORT_COMMANDS] > torques + 100, 30, "torque after the policy died")
     assert launch.proc.poll() is None
     launch.ctrl_c()
+
+
+def test_role_starts_each_hosts_half_of_the_graph(cli):
+    """role:=robot starts the simulator and the controller, role:=policy the policy alone (one graph
+    split across two hosts; test_two_hosts.py runs the halves on two)."""
+    robot = cli("role:=robot", "render:=false")
+    robot.wait_for(r"\[inverse_dynamics\]: computed-torque control of")
+    policy = cli("role:=policy", "policy:=hold")
+    policy.wait_for(r"\[policy\]: policy 'hold' at 20 Hz")
+    robot.wait_for(r"\[inverse_dynamics\]: tracking desired motion")   # the halves found each other
+    assert sorted(robot.node_pids()) == ["inverse_dynamics_node-2", "sim_node-1"], robot.output
+    assert sorted(policy.node_pids()) == ["policy_node-1"], policy.output
+    assert_clean_stop(policy, policy.ctrl_c(), policy.node_pids())
+    assert_clean_stop(robot, robot.ctrl_c(), robot.node_pids())
