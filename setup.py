@@ -44,6 +44,7 @@ setup(
         "runtime": ["onnxruntime"],
         "runtime-gpu": ["onnxruntime-gpu"],
         "bags": ["rosbags", "mcap", "mcap-ros2-support"],
+        "lerobot": ["av", "pyarrow", "pandas"],   # `dataset export --format lerobot`: mp4 video, parquet
         "train": ["torch==2.13.0", "onnx", "matplotlib"],
         "test": ["pytest", "pytest-timeout"],
     },

@@ -1,4 +1,4 @@
-"""il-robot dataset: check demo bags and build the training dataset from them."""
+"""il-robot dataset: check demo bags, build the training dataset from them, export them for LeRobot."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
         description="Demo bags are rosbag2 directories, one episode each (docs/dataset.md lists the topics). "
                     "'check' reports what is wrong with a bag; 'build' turns bags into a dataset directory "
                     "(one .npz per episode under train/ val/ heldout/, split by task set, plus dataset.json); "
-                    "'add' adds more bags to one.")
+                    "'add' adds more bags to one; 'export' writes them as a LeRobotDataset.")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     b = verbs.add_parser(
@@ -51,6 +51,30 @@ def add_parser(sub) -> None:
                    help="bag directory, or a directory searched recursively for bags")
     c.add_argument("--json", metavar="FILE", help="also write the reports as JSON")
     c.set_defaults(func=run_check)
+
+    e = verbs.add_parser(
+        "export", help="bags or a dataset -> another format (LeRobotDataset v3)",
+        description="Writes the demos as a LeRobotDataset (codebase v3.0), the format LeRobot's ACT and "
+                    "Diffusion Policy train on: the camera as AV1 video (videos/observation.images.front/), "
+                    "joint positions, joint velocities and tool-tip position as observation.state (17), the "
+                    "tool-tip velocity command as action (3), 20 frames per second, the task in words ('push "
+                    "the red box to the goal') as each episode's task, and per episode in "
+                    "meta/episodes/: operator, skill, success, final_distance, task_name, split (train/val/"
+                    "heldout: filter on it, LeRobot's own split is all 'train'), source. Bags are checked "
+                    "as by 'check'. Written in OUT.partial, renamed to OUT when complete. Read it back with "
+                    "lerobot's LeRobotDataset(REPO_ID, root=OUT). docs/dataset.md: the columns.")
+    e.add_argument("source", nargs="+", metavar="BAGS_OR_DATASET",
+                   help="bag directories or directories searched for bags, or one dataset directory "
+                        "(il-robot dataset build)")
+    e.add_argument("--format", required=True, choices=["lerobot"], help="the output format")
+    e.add_argument("--out", required=True, metavar="DIR", help="directory to create")
+    e.add_argument("--force", action="store_true", help="replace an existing export at DIR")
+    e.add_argument("--skip-bad", action="store_true", help="leave bad bags out instead of failing")
+    e.add_argument("--vcodec", choices=["libsvtav1", "h264"], default="libsvtav1",
+                   help="video codec: AV1 (default, as LeRobot writes) or H.264 (for older decoders)")
+    e.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=run_export)
 
     d = verbs.add_parser(
         "dagger", help="add corrective episodes: a TecNet model drives, the scripted expert or a person labels",
@@ -210,6 +234,34 @@ def run_check(args) -> int:
         print(f"{len(reports) - bad} of {len(reports)} bags OK")
     write_json(args.json, {"bags": reports})
     return 1 if bad else 0
+
+
+def run_export(args) -> int:
+    from il_robot.cli.main import write_json
+    from il_robot.data.lerobot_export import export_lerobot, is_dataset
+
+    source = args.source
+    if not any(is_dataset(s) for s in source):
+        left_out: list[str] = []
+        source = find_bags(source, left_out=left_out)
+        _say_left_out(left_out)
+    try:
+        summary = export_lerobot(source, args.out, force=args.force, skip_bad=args.skip_bad, vcodec=args.vcodec,
+                                 progress=not args.quiet)
+    except OSError as err:
+        raise RuntimeError(f"cannot write {args.out}: {err}") from None
+    print(f"LeRobot dataset {summary['out']}: {summary['episodes']} episodes, {summary['frames']} frames at "
+          f"{summary['fps']} fps, {summary['tasks']} task strings, {summary['video_codec']} video, "
+          f"{summary['bytes_on_disk'] / 1e6:.1f} MB in {summary['wall_time']:.1f} s")
+    for skill, s in summary["by_skill"].items():
+        print(f"  {skill:<10}{s['episodes']:>5} episodes, {s['successes']} succeeded")
+    for s in summary["skipped"]:
+        print(f"  skipped {s['bag']}: {'; '.join(s['problems'])}")
+    if summary["frame_gaps"]:
+        print(f"  note: {summary['frame_gaps']} gaps in the sources' frame times (dropped camera frames or "
+              f"DAgger takeover segments); LeRobot's timestamps are frame_index / {summary['fps']}")
+    write_json(args.json, summary)
+    return 0
 
 
 LABELLERS = ("phased", "memoryless", "low-lift", "continuous")     # = il_robot.learning.dagger.LABELLERS (test_world pins it)
