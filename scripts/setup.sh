@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up il_robot in .venv/ on a fresh Debian/Ubuntu machine (idempotent).
-#   bash scripts/setup.sh            runtime + ROS 2 wheels + test tools (+ the ros2 CLI, see below)
+#   bash scripts/setup.sh            runtime + ROS 2 wheels + LeRobot export + test tools (+ the ros2 CLI, see below)
 #   IL_ROBOT_EXTRAS=train bash ...   also the training extras (torch 2.13.0 CPU, onnx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The two-host tests build hosts from network namespaces (iproute2) and watch the real interfaces
+# with tcpdump; as root they run (CI), otherwise they skip.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  tools=()
+  for pkg in iproute2 tcpdump; do dpkg -s "$pkg" >/dev/null 2>&1 || tools+=("$pkg"); done
+  if [ ${#tools[@]} -gt 0 ]; then
+    echo "installing ${tools[*]} (network namespaces and packet capture for the two-host tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tools[@]}" >/dev/null
+  fi
+fi
+
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
@@ -32,7 +43,7 @@ if .venv/bin/python -m pip show -q "$other" >/dev/null 2>&1; then
   echo "the venv holds $other, the other onnxruntime build: replacing it"
   .venv/bin/python -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 fi
-extras="ros,$runtime,bags,test"
+extras="ros,$runtime,bags,lerobot,test"
 if [ -n "${IL_ROBOT_EXTRAS:-}" ]; then
   # torch first, pinned: an unpinned torch would pull gigabytes of CUDA wheels.
   case ",$IL_ROBOT_EXTRAS," in *,train,*) .venv/bin/python -m pip install -q torch==2.13.0 ;; esac
