@@ -238,7 +238,7 @@ def bench_swap(swap_to: str, swap_at: float = 3.0, hold_for: float = 3.0) -> dic
 
 
 def run(args) -> int:
-    from il_robot.cli.main import write_json
+    from il_robot.cli.json_file import write_json
 
     figures = {}
     which = args.which or list(BENCHES)

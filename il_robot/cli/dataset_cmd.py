@@ -178,7 +178,7 @@ def _say_left_out(bags: list[str]) -> None:
 
 
 def run_build(args) -> int:
-    from il_robot.cli.main import write_json
+    from il_robot.cli.json_file import write_json
     from il_robot.data.dataset import build_dataset
 
     left_out: list[str] = []
@@ -195,7 +195,7 @@ def run_build(args) -> int:
 
 
 def run_add(args) -> int:
-    from il_robot.cli.main import write_json
+    from il_robot.cli.json_file import write_json
     from il_robot.data.dataset import add_to_dataset
 
     left_out: list[str] = []
@@ -213,7 +213,7 @@ def run_add(args) -> int:
 
 
 def run_check(args) -> int:
-    from il_robot.cli.main import write_json
+    from il_robot.cli.json_file import write_json
     from il_robot.data.bag_check import inspect_bag
 
     reports = []
@@ -237,7 +237,7 @@ def run_check(args) -> int:
 
 
 def run_export(args) -> int:
-    from il_robot.cli.main import write_json
+    from il_robot.cli.json_file import write_json
     from il_robot.data.lerobot_export import export_lerobot, is_dataset
 
     source = args.source
@@ -278,13 +278,13 @@ def run_dagger(args) -> int:
           f"added to {args.dataset}; " + (f"the model alone succeeded in {summary['learner_success']:.0%} of them"
           if args.beta == 0 else f"with the expert acting on {args.beta:.0%} of the ticks, "
                                  f"{summary['learner_success']:.0%} of them succeeded"))
-    from il_robot.cli.main import write_json
+    from il_robot.cli.json_file import write_json
     write_json(args.json, summary)
     return 0
 
 
 def run_human_dagger(args) -> int:
-    from il_robot.cli.main import write_json
+    from il_robot.cli.json_file import write_json
     from il_robot.human_dagger import collect_human_corrections
 
     if args.beta != 0:

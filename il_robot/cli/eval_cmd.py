@@ -107,7 +107,7 @@ def policy_host_command(launch_args: list[str]) -> str:
 def run(args) -> int:
     import rclpy
 
-    from il_robot.cli.main import write_json
+    from il_robot.cli.json_file import write_json
     from il_robot.graph import PUSHING
     from il_robot.launcher import GraphProcesses, node_commands, parse_launch_args
     from il_robot.ros.env import ensure_localhost_discovery

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 
 from il_robot import __version__
-
-
-def write_json(path: str | None, data: dict) -> None:
-    if path:
-        with open(path, "w") as f:
-            json.dump(data, f, indent=2)
-        print(f"wrote {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:

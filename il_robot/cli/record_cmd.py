@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from il_robot.cli.main import write_json
+    from il_robot.cli.json_file import write_json
 
     if args.operator in HUMAN_OPERATORS:
         from il_robot.cli.record_ros import record_human
