@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from il_robot.policies.base import Observation, PolicyConfig, PolicyLoadError, make_policy
+from il_robot.policies.base import Observation, PolicyConfig, PolicyLoadError
+from il_robot.policies.catalog import make_policy
 from il_robot.policies.cem import CEMConfig, CEMPlanner
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None

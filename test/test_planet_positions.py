@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from il_robot.policies.base import PolicyConfig, make_policy
+from il_robot.policies.base import PolicyConfig
+from il_robot.policies.catalog import make_policy
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (training extras)")

@@ -53,7 +53,8 @@ def bench_tecnet(model_dir: str | None, demo: str | None, ticks: int = 2000) -> 
 
 
 def _bench(model_dir: str | None, demo: str | None, ticks: int, pinned: int | None) -> dict:
-    from il_robot.policies.base import PolicyConfig, make_policy
+    from il_robot.policies.base import PolicyConfig
+    from il_robot.policies.catalog import make_policy
     from il_robot.robot import panda_like
 
     t0 = time.perf_counter()

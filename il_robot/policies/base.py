@@ -1,4 +1,4 @@
-"""The one interface every pushing policy implements, and the registry that names them.
+"""The one interface every pushing policy implements, and the table where each registers its name.
 
 A policy maps an observation to the tool tip's linear velocity (m/s, base
 frame); the policy node turns that into desired joint motion. TecNet, PlaNet
@@ -7,7 +7,6 @@ and the scripted expert all plug in here the same way.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable
@@ -61,47 +60,11 @@ class Policy(ABC):
         self.reset({})
 
 
-_REGISTRY: dict[str, Callable[[PolicyConfig], Policy]] = {}
+REGISTRY: dict[str, Callable[[PolicyConfig], Policy]] = {}
 
 
 def register(name: str):
     def wrap(factory: Callable[[PolicyConfig], Policy]):
-        _REGISTRY[name] = factory
+        REGISTRY[name] = factory
         return factory
     return wrap
-
-
-def available() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def make_policy(name: str, config: PolicyConfig) -> Policy:
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise PolicyLoadError(f"unknown policy '{name}'; available: {', '.join(sorted(_REGISTRY))}")
-    try:
-        return _REGISTRY[name](config)
-    except PolicyLoadError:
-        raise
-    except Exception as err:  # a broken model file surfaces as many exception types
-        raise PolicyLoadError(f"{name}: {type(err).__name__}: {err}") from err
-
-
-def _load_builtin() -> None:
-    from il_robot.policies import hold, scripted  # noqa: F401  (registers on import)
-    from il_robot.teleop import operators, teleop_policy  # noqa: F401
-    for name in ("tecnet", "planet"):       # need onnxruntime; the other policies must not depend on it
-        _load_optional(name)
-
-
-def _load_optional(name: str) -> None:
-    """Import a policy module; if it cannot load, register a stand-in that says why when asked for."""
-    try:
-        importlib.import_module(f"il_robot.policies.{name}")
-    except ImportError as err:
-        reason = f"{name} is unavailable: {err} (bash scripts/setup.sh installs onnxruntime)"
-
-        def unavailable(config: PolicyConfig, reason: str = reason) -> Policy:
-            raise PolicyLoadError(reason)
-        _REGISTRY.setdefault(name, unavailable)

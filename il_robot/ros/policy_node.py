@@ -34,7 +34,8 @@ from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from il_robot import topics
-from il_robot.policies.base import Observation, PolicyConfig, PolicyLoadError, available, make_policy
+from il_robot.policies.base import Observation, PolicyConfig, PolicyLoadError
+from il_robot.policies.catalog import available, make_policy
 from il_robot.rates import CONTROL_RATE_HZ
 from il_robot.robot import panda_like
 from il_robot.robot.joint_order import JointInputError, JointOrder
