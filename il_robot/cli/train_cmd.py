@@ -19,7 +19,9 @@ def add_parser(sub) -> None:
         description="Task-embedding network + control network (James et al., CoRL 2018). Batches of tasks from "
                     "the train split; validation on the val split every train.val_every steps. OUT gets "
                     "checkpoints/{last,best}.pt, train_log.csv, val_log.csv, curves.png, embeddings_val.png, "
-                    "summary.json and onnx/ (the model for `--model-dir`).")
+                    "summary.json and onnx/ (the model for `--model-dir`). On several processes or machines, "
+                    "start it with torchrun: `torchrun --nproc-per-node 2 -m il_robot.cli.main train tecnet ...` "
+                    "(docs/recipes.md, \"Training on several processes or machines\").")
     add_run_arguments(t, "tecnet", data_help="dataset directory (il-robot dataset build)",
                       set_example="data.tasks_per_batch=8", resumable="--steps may raise the total")
     t.add_argument("--init-from", metavar="CKPT|MODEL_DIR",
@@ -62,6 +64,10 @@ def add_run_arguments(p, model: str, data_help: str, set_example: str, resumable
                         f"A file, or a name under config/recipes/: {model} (the shipped model), {model}-tiny "
                         f"(a few minutes). Replaces --data, --config, --set, --steps, --init-from and --resume")
     p.add_argument("--until", metavar="STAGE", help="with --recipe: stop after this stage")
+    p.add_argument("--nproc-per-node", type=int, default=1, metavar="N",
+                   help="with --recipe: run the training stages on N processes of this machine under torchrun "
+                        "(PyTorch DDP; data.tasks_per_batch must be a multiple of N). One training run: start "
+                        "`il-robot train` itself with torchrun instead")
     p.add_argument("--data", metavar="DIR", help=data_help + " (required without --recipe)")
     p.add_argument("--out", required=True, metavar="DIR", help="run directory (created)")
     p.add_argument("--config", metavar="YAML",
@@ -102,7 +108,7 @@ def run_recipe(args) -> int:
     path = find_recipe(args.recipe)
     if load_recipe(path).model != args.model:
         raise ValueError(f"{path} is a {load_recipe(path).model} recipe, not {args.model}")
-    report = run(path, args.out, device=args.device, until=args.until)
+    report = run(path, args.out, device=args.device, until=args.until, nproc_per_node=args.nproc_per_node)
     print(f"run directory: {args.out} (report.json, log.txt"
           f"{', model/ with MODEL.md' if (Path(args.out) / 'model' / 'MODEL.md').is_file() else ''}); "
           f"{len(report['stages'])} stages done")
@@ -112,6 +118,9 @@ def run_recipe(args) -> int:
 def _need_data(args) -> None:
     if args.until:
         raise ValueError("--until is for --recipe")
+    if args.nproc_per_node != 1:
+        raise ValueError("--nproc-per-node is for --recipe; for one training run, start it with torchrun: "
+                         f"torchrun --nproc-per-node {args.nproc_per_node} -m il_robot.cli.main train ...")
     if not args.data:
         raise ValueError("--data DIR is required (or --recipe)")
 
@@ -135,6 +144,8 @@ def run_tecnet(args) -> int:
     summary = tecnet_train.train(args.data, args.out, cfg, steps=args.steps, device=args.device,
                                  resume=args.resume, progress=not args.quiet, export=not args.no_export,
                                  init_from=args.init_from)
+    if not summary:         # a process of a torchrun training other than rank 0: rank 0 reports
+        return 0
     final_val = summary.get("final_val") or {}
     if final_val:
         print(f"val: embedding accuracy {float(final_val['val_embedding_accuracy']):.2f}, control rmse "
@@ -155,6 +166,11 @@ def run_planet(args) -> int:
         raise RuntimeError(f"{TORCH_HINT} ({err})") from None
     if args.resume and (args.config or args.set or args.init_from):
         raise ValueError("--resume continues with the run's own config and weights; drop --config/--set/--init-from")
+    from il_robot.learning.distributed import world_from_env
+
+    if world_from_env().distributed:
+        raise ValueError("PlaNet trains in one process (its networks are small and its planner episodes join the "
+                         "data as it trains); start it without torchrun")
     if args.world_model == "positions":
         return run_planet_positions(args)
     cfg = None if args.resume else rssm_config.load_config(args.config or default_config("planet"), args.set)

@@ -287,8 +287,12 @@ class Dataset:
     def episodes(self, split: str | None = None) -> Iterator[tuple[dict, dict[str, np.ndarray]]]:
         """(meta, arrays) per episode of `split` (all when None), loaded one at a time."""
         for meta in self.episode_meta(split):
-            with np.load(self.root / meta["file"], allow_pickle=False) as npz:
-                yield meta, {name: npz[name] for name in ARRAYS}
+            yield meta, self.arrays(meta)
+
+    def arrays(self, meta: dict) -> dict[str, np.ndarray]:
+        """The arrays of the episode `meta` describes (an entry of episode_meta)."""
+        with np.load(self.root / meta["file"], allow_pickle=False) as npz:
+            return {name: npz[name] for name in ARRAYS}
 
 
 def load_dataset(root: str | Path) -> Dataset:

@@ -10,6 +10,9 @@ TecNet, the RSSM, the position latent's parts and the RSSM's encoder pretraining
     every checkpoint_every  save (checkpoints/last.pt)
     the last step         all three; Ctrl-C saves and re-raises
 
+Under torchrun (learning/distributed.py) every rank runs the same loop: the log figures are averaged over
+the ranks, and rank 0 alone logs, validates, saves and shows the progress bar.
+
 A run directory (RunDir) refuses to start a new run over an old one, gives resume its checkpoint,
 writes config.yaml, the CSV logs and summary.json, and calls the export at the end.
 """
@@ -28,6 +31,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from il_robot.learning.distributed import ONE, World, rank_device
 from il_robot.parallel import usable_cores
 
 
@@ -114,17 +118,19 @@ class StepLoop:
                  validate: Callable[[int], dict | None] | None = None, val_log: CsvLog | None = None,
                  val_every: int = 0, save: Callable[[], Path] | None = None, checkpoint_every: int = 0,
                  hooks: tuple[Every, ...] = (), row: Callable[[int], dict] | None = None,
-                 postfix: Callable[[dict, float], dict] | None = None):
+                 postfix: Callable[[dict, float], dict] | None = None, world: World = ONE):
         self.name, self.steps, self.train_step, self.log, self.log_every = name, steps, train_step, log, log_every
         self.run_dir, self.validate, self.val_log, self.val_every = run, validate, val_log, val_every
         self.save, self.checkpoint_every, self.hooks, self.row, self.postfix = save, checkpoint_every, hooks, row, postfix
         self.step, self.seconds = start, seconds
         self.start_step, self.start_seconds = start, seconds
         self.means: dict[str, float] = {}
+        self.world = world
 
     def run(self, progress: bool = True) -> StepLoop:
-        bar = tqdm(total=self.steps, initial=self.step, desc=self.name, unit="step", disable=not progress,
-                   dynamic_ncols=True)
+        writes = self.world.main
+        bar = tqdm(total=self.steps, initial=self.step, desc=self.name, unit="step",
+                   disable=not (progress and writes), dynamic_ncols=True)
         window: dict[str, list[float]] = {}
         pending: dict = {}
         window_start, window_steps = time.monotonic(), 0
@@ -143,25 +149,25 @@ class StepLoop:
                         pending.update(hook.run(self.step) or {})
                 if self._due(self.log_every):
                     now = time.monotonic()
-                    self.means = {k: float(np.mean(v)) for k, v in window.items()}
+                    self.means = self.world.mean_figures({k: float(np.mean(v)) for k, v in window.items()})
                     rate = window_steps / max(now - window_start, 1e-9)
-                    if self.log is not None:
+                    if self.log is not None and writes:
                         self.log.add({"step": self.step, "wall_time": round(self.seconds, 3),
                                       "steps_per_s": round(rate, 4), **self.means, **pending,
                                       **(self.row(self.step) if self.row else {})})
                     if self.postfix:
                         bar.set_postfix(**self.postfix(self.means, rate))
                     window, pending, window_start, window_steps = {}, {}, now, 0
-                if self.validate and self._due(self.val_every):
+                if self.validate and writes and self._due(self.val_every):
                     metrics = self.validate(self.step)
                     if metrics is not None and self.val_log is not None:
                         self.val_log.add({"step": self.step, **metrics})
-                if self.save and self._due(self.checkpoint_every):
+                if self.save and writes and self._due(self.checkpoint_every):
                     self.save()
         except KeyboardInterrupt:
-            saved = self.save() if self.save else None
+            saved = self.save() if self.save and writes else None
             bar.close()
-            if self.run_dir is not None:
+            if self.run_dir is not None and writes:
                 self.run_dir.interrupted(self.step, saved)
             raise
         bar.close()
@@ -177,15 +183,13 @@ class StepLoop:
                 "steps_per_s": done / seconds if seconds > 0 and done else None}
 
 
-def set_threads(requested: int) -> int:
-    """torch intra-op threads; 0 = the cores this process may use."""
-    n = requested or usable_cores()
+def set_threads(requested: int, world: World = ONE) -> int:
+    """torch intra-op threads; 0 = the cores this process may use, shared among the ranks on this machine."""
+    n = requested or max(1, usable_cores() // world.local_size)
     torch.set_num_threads(n)
     return n
 
 
-def torch_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device")
-    return device
+def torch_device(name: str, world: World = ONE) -> torch.device:
+    """The device `name` names (`cuda` under torchrun: the GPU of this process's LOCAL_RANK)."""
+    return rank_device(name, world)

@@ -67,8 +67,13 @@ class RunLog:
             print(text, flush=True)
         self.line(text)
 
-    def run(self, argv: list[str], env: dict | None = None) -> str:
-        """Run `il-robot ARGV`; returns the command as a user would type it. Raises StageFailed on a non-zero exit."""
+    def run(self, argv: list[str], env: dict | None = None, nproc_per_node: int = 1) -> str:
+        """Run `il-robot ARGV`; returns the command as a user would type it. Raises StageFailed on a non-zero exit.
+        With nproc_per_node > 1, under torchrun on that many processes of this machine (PyTorch DDP)."""
+        if nproc_per_node > 1:
+            launch = ["--standalone", "--nproc-per-node", str(nproc_per_node), "-m", "il_robot.cli.main", *argv]
+            return self.run_command([sys.executable, "-m", "torch.distributed.run", *launch],
+                                    "torchrun " + shlex.join(launch), env)
         shown = "il-robot " + shlex.join(argv)
         return self.run_command([sys.executable, "-m", "il_robot.cli.main", *argv], shown, env)
 

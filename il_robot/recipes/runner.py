@@ -42,11 +42,15 @@ def _done_stages(run: Path, recipe: Recipe) -> dict[str, dict]:
 
 
 def run_recipe(recipe_path: str | Path, run_dir: str | Path, device: str = "cpu", echo: bool = True,
-               until: str | None = None) -> dict:
+               until: str | None = None, nproc_per_node: int = 1) -> dict:
+    """`nproc_per_node` > 1: the training stages run on that many processes under torchrun (TecNet only)."""
     recipe = load_recipe(recipe_path)
     run = Path(run_dir)
     if until is not None and until not in {s.name for s in recipe.stages}:
         raise ValueError(f"--until {until!r}: no such stage in {recipe.path}")
+    if nproc_per_node < 1 or (nproc_per_node > 1 and recipe.model != "tecnet"):
+        raise ValueError(f"--nproc-per-node {nproc_per_node}: at least 1, and more only for tecnet recipes "
+                         "(PlaNet trains in one process)")
     done = _done_stages(run, recipe)
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "recipe.yaml").exists():
@@ -64,7 +68,7 @@ def run_recipe(recipe_path: str | Path, run_dir: str | Path, device: str = "cpu"
             log.say(f"{head}: done before, skipped")
             continue
         log.say(f"{head} — {time.monotonic() - started:.0f} s into this run")
-        ctx = StageContext(run, recipe, log, device, commands=[])
+        ctx = StageContext(run, recipe, log, device, commands=[], nproc_per_node=nproc_per_node)
         t0 = time.monotonic()
         figures = (package(ctx, stage, report) if stage.kind == "package" else KINDS[stage.kind](ctx, stage))
         record = {"kind": stage.kind, "settings": stage.settings, "commands": ctx.commands,

@@ -24,13 +24,14 @@ class StageContext:
     log: RunLog
     device: str
     commands: list[str]
+    nproc_per_node: int = 1     # training stages run on this many processes (torchrun); 1 = as a plain command
 
     @property
     def recipe_names(self) -> set[str]:
         return {s.name for s in self.recipe.stages}
 
-    def il_robot(self, argv: list) -> None:
-        self.commands.append(self.log.run([str(a) for a in argv]))
+    def il_robot(self, argv: list, nproc_per_node: int = 1) -> None:
+        self.commands.append(self.log.run([str(a) for a in argv], nproc_per_node=nproc_per_node))
 
     def out(self, name: str) -> Path:
         return self.run / name
@@ -104,7 +105,7 @@ def train(ctx: StageContext, stage: Stage) -> dict:
         if s["init_from"]:
             start = ctx.model(s["init_from"]) if s["init_from"] in ctx.recipe_names else None
             argv += ["--init-from", (start["checkpoint"] or start["model_dir"]) if start else s["init_from"]]
-    ctx.il_robot(argv)
+    ctx.il_robot(argv, ctx.nproc_per_node)
     summary = _read(out / "summary.json")
     val = summary.get("final_val") or {}
     return {"steps": summary["steps"], "train_seconds": summary["train_seconds"],

@@ -8,9 +8,10 @@ every demo. Images stay uint8 in memory (about 12 KB a frame) until a batch is m
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -117,14 +118,25 @@ def _robot():
     return RobotModel.load()
 
 
+def batch_tasks(dataset: Dataset, split: str, cfg: DataConfig) -> list[str]:
+    """The tasks of `split` with enough demos for a batch (support + query), by name, read from dataset.json
+    alone: what processes training together deal out among themselves before any of them loads frames."""
+    counts = Counter(e["task_name"] for e in dataset.episode_meta(split)
+                     if keep_demo(e, cfg) and not is_correction(e) and e.get("frames", 1) > 0)
+    return sorted(task for task, n in counts.items() if n >= cfg.support + cfg.query)
+
+
 def load_demos(dataset: Dataset, split: str, cfg: DataConfig,
-               layout: tuple[str, ...] = ("q", "qd")) -> list[Demo]:
-    """Every usable episode of `split`, frames subsampled by cfg.frame_stride, the state in `layout`
-    (il_robot.policies.tecnet_state)."""
+               layout: tuple[str, ...] = ("q", "qd"), tasks: set[str] | None = None) -> list[Demo]:
+    """Every usable episode of `split` (of `tasks` only, when given: a process's share), frames subsampled
+    by cfg.frame_stride, the state in `layout` (il_robot.policies.tecnet_state)."""
     stride = max(1, int(cfg.frame_stride))
     demos = []
-    for meta, arrays in dataset.episodes(split):
-        if not keep_demo(meta, cfg) or len(arrays["image"]) == 0:
+    for meta in dataset.episode_meta(split):
+        if (tasks is not None and meta["task_name"] not in tasks) or not keep_demo(meta, cfg):
+            continue
+        arrays = dataset.arrays(meta)
+        if len(arrays["image"]) == 0:
             continue
         image = arrays["image"]
         demos.append(Demo(
@@ -154,12 +166,18 @@ class Normalisation:
     action_std: np.ndarray
 
     @classmethod
-    def from_demos(cls, demos: list[Demo]) -> Normalisation:
+    def from_demos(cls, demos: list[Demo], total: Callable[[np.ndarray], np.ndarray] = lambda x: x) -> Normalisation:
+        """Mean and std of the demos' frames. `total` sums an array over the processes that train together,
+        each holding its share of the demos (World.total), so all get the statistics of all the demos."""
         state = np.concatenate([d.state for d in demos]).astype(np.float64)
         action = np.concatenate([d.action for d in demos]).astype(np.float64)
-        return cls(state.mean(0).astype(np.float32), np.maximum(state.std(0), STATE_STD_FLOOR).astype(np.float32),
+        count = total(np.array([len(state)], np.float64))
+        state_mean = total(state.sum(0)) / count
+        state_std = np.sqrt(total(((state - state_mean) ** 2).sum(0)) / count)
+        action_std = np.sqrt(total(((action - total(action.sum(0)) / count) ** 2).sum(0)) / count)
+        return cls(state_mean.astype(np.float32), np.maximum(state_std, STATE_STD_FLOOR).astype(np.float32),
                    np.zeros(action.shape[1], np.float32),
-                   np.maximum(action.std(0), ACTION_STD_FLOOR).astype(np.float32))
+                   np.maximum(action_std, ACTION_STD_FLOOR).astype(np.float32))
 
     def state(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.state_mean) / self.state_std).astype(np.float32)
@@ -201,19 +219,23 @@ class TaskBatchSampler:
     episodes that go wrong, so most tasks may have none.
     """
 
-    def __init__(self, demos: list[Demo], cfg: DataConfig, norm: Normalisation, rng: np.random.Generator):
+    def __init__(self, demos: list[Demo], cfg: DataConfig, norm: Normalisation, rng: np.random.Generator,
+                 tasks_per_batch: int | None = None):
+        """`tasks_per_batch`: this process's part of the batch when several train together (the other tasks
+        of the batch, the negatives, come from the other processes); default min(N, the tasks there are)."""
         per_task = cfg.support + cfg.query
         corrections = by_task([d for d in demos if is_correction(d.meta)])
         demos = [d for d in demos if not is_correction(d.meta)]
         self.tasks = [demos for demos in by_task(demos).values() if len(demos) >= per_task]
         self.corrections = [corrections.get(task[0].task_name, []) for task in self.tasks]
-        if len(self.tasks) < 2:
-            raise ValueError(f"need at least 2 training tasks with >= {per_task} demos each "
+        needed = 2 if tasks_per_batch is None else tasks_per_batch
+        if len(self.tasks) < needed:
+            raise ValueError(f"need at least {needed} training tasks with >= {per_task} demos each "
                              f"(support {cfg.support} + query {cfg.query}); found {len(self.tasks)}")
         self.cfg, self.norm, self.rng = cfg, norm, rng
         self.frames = {d.key: control_frames(d, cfg.idle_keep, rng) for d in demos + [c for cs in corrections.values()
                                                                                       for c in cs]}
-        self.tasks_per_batch = min(cfg.tasks_per_batch, len(self.tasks))
+        self.tasks_per_batch = tasks_per_batch or min(cfg.tasks_per_batch, len(self.tasks))
 
     def sample(self) -> dict[str, np.ndarray]:
         cfg, rng = self.cfg, self.rng
@@ -304,6 +326,15 @@ class ValidationSet:
         return cls(list(tasks), to_nchw(np.stack(support)), to_nchw(np.stack(queries)), np.array(query_task),
                    to_nchw(np.concatenate(images)), norm.state(np.concatenate(state)),
                    norm.action(np.concatenate(action)), np.array(sample_query), demos)
+
+
+def combined_summary(summaries: list[dict]) -> dict:
+    """One data_summary of the shares of tasks that processes training together hold."""
+    ranges = [s["demos_per_task"] for s in summaries if s["demos_per_task"]]
+    return {"demos": sum(s["demos"] for s in summaries), "tasks": sum(s["tasks"] for s in summaries),
+            "frames_in_memory": sum(s["frames_in_memory"] for s in summaries),
+            "demos_per_task": {"min": min(r["min"] for r in ranges), "max": max(r["max"] for r in ranges)}
+            if ranges else None}
 
 
 def data_summary(demos: list[Demo]) -> dict:

@@ -167,27 +167,34 @@ class TecNet(nn.Module):
 
 # -- losses ------------------------------------------------------------------------------------
 
-def embedding_hinge_loss(query: torch.Tensor, sentences: torch.Tensor,
-                         margin: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rank loss: each query (N, Q, D) should match its own task's sentence (N, D) better than
-    any other task's by `margin` (dot products of unit vectors). Returns (loss, accuracy), where
-    accuracy is the fraction of queries whose best-scoring sentence is their own."""
+def embedding_hinge_loss(query: torch.Tensor, sentences: torch.Tensor, margin: float,
+                         own_task: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank loss: each query (N, Q, D) should match its own task's sentence better than any other
+    task's among `sentences` (M, D) by `margin` (dot products of unit vectors). Returns (loss,
+    accuracy), where accuracy is the fraction of queries whose best-scoring sentence is their own.
+    `own_task` (N,): the row of each query task's sentence (default: rows 0..N-1, M = N); with several
+    processes, the sentences are every process's and a process's queries are some of the tasks."""
     n_tasks = sentences.shape[0]
     if n_tasks < 2:
         raise ValueError("the embedding loss needs at least two tasks per batch (negatives)")
-    scores = torch.einsum("nqd,md->nqm", query, sentences)            # (N, Q, N)
-    own_task = torch.arange(n_tasks, device=scores.device)
-    own = scores[own_task, :, own_task]                                 # (N, Q)
-    violation = (margin - own[..., None] + scores).clamp_min(0.0)
-    others = ~torch.eye(n_tasks, dtype=torch.bool, device=scores.device)[:, None, :]
+    scores = torch.einsum("nqd,md->nqm", query, sentences)            # (N, Q, M)
+    if own_task is None:
+        own_task = torch.arange(query.shape[0], device=scores.device)
+    rows = own_task[:, None, None]
+    own = scores.gather(2, rows.expand(-1, query.shape[1], 1))          # (N, Q, 1)
+    violation = (margin - own + scores).clamp_min(0.0)
+    others = torch.ones(query.shape[0], 1, n_tasks, dtype=torch.bool, device=scores.device).scatter_(2, rows, False)
     loss = (violation * others).sum() / (others.sum() * query.shape[1])
     accuracy = (scores.argmax(dim=-1) == own_task[:, None]).float().mean()
     return loss, accuracy
 
 
 def control_loss(predicted: torch.Tensor, target: torch.Tensor, kind: str,
-                 weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean error over samples; `weight` (broadcast over the leading axes of the action) weighs them."""
+                 weight: torch.Tensor | None = None, total: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean error over samples; `weight` (broadcast over the leading axes of the action) weighs them.
+    `total`: what the sum of errors (times weights) is divided by instead of the number of errors (the sum
+    of weights): with several processes, the mean over processes of theirs, so that the mean of their
+    losses is the loss of the whole batch."""
     if kind == "mse":
         error = (predicted - target).square()
     elif kind == "l1":
@@ -195,6 +202,6 @@ def control_loss(predicted: torch.Tensor, target: torch.Tensor, kind: str,
     else:
         raise ValueError(f"control loss must be 'mse' or 'l1', not {kind!r}")
     if weight is None:
-        return error.mean()
+        return error.mean() if total is None else error.sum() / total.clamp_min(1e-8)
     weight = weight.reshape(*weight.shape, *([1] * (error.dim() - weight.dim()))).expand_as(error)
-    return (error * weight).sum() / weight.sum().clamp_min(1e-8)
+    return (error * weight).sum() / (weight.sum() if total is None else total).clamp_min(1e-8)

@@ -8,6 +8,10 @@ lands in its output directory:
   curves.png, embeddings_val.png             training curves; PCA of val demo embeddings
   summary.json                               final figures, speed, paths
   onnx/                                      the exported runtime model (embedding.onnx, control.onnx, metadata.json)
+
+Under torchrun every process runs `train` with the same arguments (docs/recipes.md, "Training on several
+processes or machines"): each loads its share of the train tasks and makes its part of every batch
+(tecnet/step.py), and rank 0 alone validates and writes the run directory.
 """
 
 from __future__ import annotations
@@ -20,51 +24,27 @@ import torch
 
 from il_robot.data.dataset import load_dataset
 from il_robot.learning.checkpoints import restore_training_state
+from il_robot.learning.distributed import World, joined
 from il_robot.learning.run_loop import RunDir, StepLoop, say, set_threads, torch_device
-from il_robot.learning.tecnet import data
+from il_robot.learning.tecnet import data, step
 from il_robot.learning.tecnet.checkpoint import load_checkpoint, save_checkpoint
 from il_robot.learning.tecnet.config import TecNetConfig, check_config, config_from_dict
 from il_robot.learning.tecnet.export import export_tecnet
 from il_robot.learning.tecnet.import_onnx import checkpoint_from_model_dir
-from il_robot.learning.tecnet.model import TecNet, control_loss, embedding_hinge_loss, sentence_from, state_layout
+from il_robot.learning.tecnet.model import TecNet, control_loss, sentence_from, state_layout
 from il_robot.learning.tecnet.plots import plot_curves, plot_embeddings
 from il_robot.learning.tecnet.rollouts import rollout_success
+from il_robot.learning.tecnet.step import TecNetLosses, optimiser_step
 from il_robot.policies.tecnet_state import columns_of
 
 TRAIN_COLUMNS = ("step", "wall_time", "steps_per_s", "loss", "embedding_loss", "support_control_loss",
                  "query_control_loss", "correction_control_loss", "embedding_accuracy")
 VAL_COLUMNS = ("step", "val_embedding_accuracy", "val_embedding_loss", "val_control_loss",
                "val_control_rmse_mps", "val_success_rate", "val_final_distance_m")
+batch_losses = step.batch_losses     # lived here before step.py; callers import it from here too
 
 
-# -- one step, one validation ----------------------------------------------------------------------
-
-def batch_losses(model: TecNet, batch: dict[str, torch.Tensor], cfg: TecNetConfig) -> dict[str, torch.Tensor]:
-    frames, images = batch["frames"], batch["images"]
-    n, m, k = images.shape[:3]
-    s = cfg.data.support
-    embeddings = model.embedding(frames.flatten(0, 1)).view(n, m, -1)
-    sentences = sentence_from(embeddings[:, :s])                                   # (N, D)
-    emb_loss, accuracy = embedding_hinge_loss(embeddings[:, s:], sentences, cfg.loss.margin)
-    task_index = torch.arange(n, device=images.device).repeat_interleave(m * k)
-    predicted = model.control(images.flatten(0, 2), sentences, batch["state"].flatten(0, 2),
-                              task_index).view(n, m, k, -1)
-    target, weight = batch["action"], batch.get("control_weight")
-    support_loss = control_loss(predicted[:, :s], target[:, :s], cfg.loss.control_loss,
-                                None if weight is None else weight[:, :s])
-    query_loss = control_loss(predicted[:, s:], target[:, s:], cfg.loss.control_loss,
-                              None if weight is None else weight[:, s:])
-    total = (cfg.loss.embedding_weight * emb_loss + cfg.loss.support_control_weight * support_loss
-             + cfg.loss.query_control_weight * query_loss)
-    losses = {"support_control_loss": support_loss, "query_control_loss": query_loss}
-    if "correction_images" in batch:      # states the learner reached, labelled by an expert or a person (DAgger)
-        predicted = model.control(batch["correction_images"].flatten(0, 1), sentences,
-                                  batch["correction_state"].flatten(0, 1), batch["correction_task"].flatten())
-        losses["correction_control_loss"] = control_loss(predicted, batch["correction_action"].flatten(0, 1),
-                                                         cfg.loss.control_loss)
-        total = total + cfg.loss.correction_control_weight * losses["correction_control_loss"]
-    return {"loss": total, "embedding_loss": emb_loss, **losses, "embedding_accuracy": accuracy}
-
+# -- validation --------------------------------------------------------------------------------------
 
 @torch.no_grad()
 def embed(model: TecNet, frames: np.ndarray, device: torch.device, chunk: int = 256) -> torch.Tensor:
@@ -163,10 +143,9 @@ def _to_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, t
     return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def _init_settings(init_from: Path, cfg: TecNetConfig) -> dict:
-    """The checkpoint `init_from` names, and its model settings in `cfg` (the weights fix the network's shape,
-    but qd may be dropped from the state: the checkpoint is narrowed to match)."""
-    init = load_init(init_from)
+def _init_settings(init: dict, cfg: TecNetConfig) -> dict:
+    """The checkpoint `init` (what --init-from names), and its model settings in `cfg` (the weights fix the
+    network's shape, but qd may be dropped from the state: the checkpoint is narrowed to match)."""
     model_cfg = config_from_dict(init["config"]).model
     old = state_layout(model_cfg)
     model_cfg.joint_velocities_in_state = cfg.model.joint_velocities_in_state
@@ -177,38 +156,68 @@ def _init_settings(init_from: Path, cfg: TecNetConfig) -> dict:
 def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = None, steps: int | None = None,
           device: str = "cpu", resume: bool = False, progress: bool = True, export: bool = True,
           init_from: str | Path | None = None) -> dict:
-    """Train (or resume) a TecNet; returns the summary also written to OUT/summary.json. `init_from`: a
-    checkpoint whose weights, normalisation and model settings a new run starts from (fine-tuning)."""
-    run = RunDir(out_dir, resume)
-    ckpt = load_checkpoint(run.last) if resume else None
+    """Train (or resume) a TecNet; returns the summary also written to OUT/summary.json (on rank 0; {} on the
+    other processes under torchrun). `init_from`: a checkpoint whose weights, normalisation and model settings
+    a new run starts from (fine-tuning)."""
+    with joined(device) as world:
+        return _train(world, data_dir, out_dir, cfg, steps, device, resume, progress, export, init_from)
+
+
+def _share(world: World, dataset, cfg: TecNetConfig) -> tuple[set[str] | None, int | None]:
+    """The train tasks this process loads and how many of them each batch takes (None, None: all of them,
+    one process). Tasks are dealt round robin, by name, from what dataset.json says."""
+    if not world.distributed:
+        return None, None
+    if cfg.data.tasks_per_batch % world.size:
+        raise ValueError(f"data.tasks_per_batch {cfg.data.tasks_per_batch} must be a multiple of the number of "
+                         f"processes ({world.size}): each makes an equal part of the batch")
+    tasks = data.batch_tasks(dataset, "train", cfg.data)
+    per_process = min(cfg.data.tasks_per_batch, len(tasks)) // world.size
+    if per_process < 1:
+        raise ValueError(f"{len(tasks)} usable train tasks are too few for {world.size} processes "
+                         "(each makes a part of every batch from tasks of its own)")
+    return set(tasks[world.rank::world.size]), per_process
+
+
+def _train(world: World, data_dir, out_dir, cfg, steps, device, resume, progress, export, init_from) -> dict:
+    run = world.from_main(lambda: RunDir(out_dir, resume))          # rank 0's disk holds the run
+    ckpt = world.from_main(lambda: load_checkpoint(run.last)) if resume else None
     if ckpt:
         cfg = config_from_dict(ckpt["config"])          # the run's own settings; only --steps may change
     cfg = cfg or TecNetConfig()
-    init = _init_settings(Path(init_from), cfg) if init_from and not resume else None
+    init = (_init_settings(world.from_main(lambda: load_init(Path(init_from))), cfg)
+            if init_from and not resume else None)
     if steps is not None:
         cfg.train.steps = steps
     check_config(cfg)
-    threads = set_threads(cfg.train.threads)
-    dev = torch_device(device)
+    threads = set_threads(cfg.train.threads, world)
+    dev = torch_device(device, world)
 
     dataset = load_dataset(data_dir)
     data.check_correction_rounds(dataset.meta, cfg.data)
-    if ckpt and ckpt["data"]["path"] != str(Path(data_dir).resolve()):
+    if world.main and ckpt and ckpt["data"]["path"] != str(Path(data_dir).resolve()):
         print(f"warning: resuming a run trained on {ckpt['data']['path']} with data from {data_dir}", flush=True)
-    train_demos = data.load_demos(dataset, "train", cfg.data, state_layout(cfg.model))
+    share, tasks_per_batch = _share(world, dataset, cfg)
+    train_demos = data.load_demos(dataset, "train", cfg.data, state_layout(cfg.model), share)
     if not train_demos:
         raise ValueError(f"{data_dir}: no usable training episodes (split 'train', skills {cfg.data.skills or 'all'})")
     start = ckpt or init
     norm = (data.Normalisation.from_dict(start["normalisation"]) if start
-            else data.Normalisation.from_demos(train_demos))
-    rng = np.random.default_rng(cfg.train.seed)
+            else data.Normalisation.from_demos(train_demos, world.total))
+    # Each process draws its own batches: rank 0 as one process would, the others from seeds of their own.
+    seed = cfg.train.seed if world.main else [cfg.train.seed, world.rank]
+    rng = np.random.default_rng(seed)
     torch.manual_seed(cfg.train.seed)
-    sampler = data.TaskBatchSampler(train_demos, cfg.data, norm, rng)
-    val = data.ValidationSet.build(data.load_demos(dataset, "val", cfg.data, state_layout(cfg.model)), cfg.data, norm)
+    sampler = data.TaskBatchSampler(train_demos, cfg.data, norm, rng, tasks_per_batch)
+    val = (data.ValidationSet.build(data.load_demos(dataset, "val", cfg.data, state_layout(cfg.model)), cfg.data,
+                                    norm) if world.main else None)
+    shares = world.everyone((data.data_summary(train_demos), len(sampler.tasks)))
     data_info = {"path": str(Path(data_dir).resolve()), "created": dataset.meta.get("created"),
-                 "summary": dataset.meta.get("summary"), "train": data.data_summary(train_demos),
+                 "summary": dataset.meta.get("summary"), "train": data.combined_summary([s for s, _ in shares]),
                  "val": data.data_summary(val.demos) if val else None,
-                 "tasks_used": len(sampler.tasks)}
+                 "tasks_used": sum(n for _, n in shares)}
+    if world.distributed:
+        data_info["processes"] = world.size
 
     model = TecNet(cfg.model).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
@@ -219,34 +228,39 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     if ckpt:
         step, train_seconds = restore_training_state(ckpt, model, optimizer, rng, weights="train_model")
         best = ckpt["best"]
+        if not world.main:     # the checkpoint holds rank 0's random state; the others go on from seeds of theirs
+            rng.bit_generator.state = np.random.default_rng([cfg.train.seed, world.rank, step]).bit_generator.state
+    losses = world.wrap(TecNetLosses(model, cfg, world), dev)
     average = WeightAverage(model, cfg.optim.ema) if cfg.optim.ema > 0 else None
     if average and ckpt and "train_model" in ckpt:
         average.model.load_state_dict(ckpt["model"])
     evaluated = average.model if average else model    # what validation, checkpoints and the export see
-    run.begin(cfg)
-    train_log = run.log("train_log.csv", TRAIN_COLUMNS, step if ckpt else None)
-    val_log = run.log("val_log.csv", VAL_COLUMNS, step if ckpt else None)
+    train_log = val_log = None
+    if world.main:
+        run.begin(cfg)
+        train_log = run.log("train_log.csv", TRAIN_COLUMNS, step if ckpt else None)
+        val_log = run.log("val_log.csv", VAL_COLUMNS, step if ckpt else None)
 
     d = cfg.data
-    per_batch = sampler.tasks_per_batch * (d.support + d.query)
-    batch_text = (f"{sampler.tasks_per_batch} tasks x ({d.support} support + {d.query} query) demos, "
+    tasks = sampler.tasks_per_batch * world.size
+    per_batch = tasks * (d.support + d.query)
+    batch_text = (f"{tasks} tasks x ({d.support} support + {d.query} query) demos, "
                   f"{d.timesteps_per_demo} timesteps each = {per_batch * d.timesteps_per_demo} control samples")
-    print(f"TecNet: {len(train_demos)} train demos of {len(sampler.tasks)} usable tasks "
-          f"({data_info['train']['frames_in_memory']} frames in memory); val: "
-          f"{len(val.task_names) if val else 0} tasks; batch {batch_text}; device {dev}, {threads} threads", flush=True)
-    if val is None:
+    processes = (f"; {world.size} processes, {sampler.tasks_per_batch} tasks of each batch apiece"
+                 if world.distributed else "")
+    if world.main:
+        print(f"TecNet: {data_info['train']['demos']} train demos of {data_info['tasks_used']} usable tasks "
+              f"({data_info['train']['frames_in_memory']} frames in memory); val: "
+              f"{len(val.task_names) if val else 0} tasks; batch {batch_text}; device {dev}, {threads} threads"
+              f"{processes}", flush=True)
+    if world.main and val is None:
         print("no validation: the val split has fewer than 2 tasks with more demos than the support size", flush=True)
 
     def train_step(n: int) -> dict[str, torch.Tensor]:
-        losses = batch_losses(model, _to_torch(sampler.sample(), dev), cfg)
-        optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        if cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        optimizer.step()
+        figures = optimiser_step(losses, optimizer, _to_torch(sampler.sample(), dev), cfg.optim.grad_clip)
         if average:
             average.update(model, n)
-        return losses
+        return figures
 
     def save(path: Path = run.last) -> Path:
         return save_checkpoint(path, evaluated, optimizer, loop.step, cfg, norm, data_info, rng, best, loop.seconds,
@@ -273,16 +287,19 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TecNetConfig | None = 
     t = cfg.train
     loop = StepLoop("tecnet", t.steps, train_step, train_log, t.log_every, run=run, start=step, seconds=train_seconds,
                     validate=validation, val_log=val_log, val_every=t.val_every, save=save,
-                    checkpoint_every=t.checkpoint_every,
+                    checkpoint_every=t.checkpoint_every, world=world,
                     postfix=lambda m, rate: {"loss": f"{m['loss']:.4f}", "acc": f"{m['embedding_accuracy']:.2f}",
                                              "steps_s": f"{rate:.2f}"})
     loop.run(progress)
+    if not world.main:
+        return {}
 
     figures = loop.summary()
     if figures["steps_per_s"]:
         print(f"trained {figures['steps_this_run']} steps in {figures['train_seconds']:.1f} s of training time: "
               f"{figures['steps_per_s']:.2f} steps/s ({batch_text})", flush=True)
-    summary = {**figures, "batch": batch_text, "threads": threads, "device": str(dev), "best": best,
+    summary = {**figures, "batch": batch_text, "threads": threads, "device": str(dev), "processes": world.size,
+               "best": best,
                "final_train": train_log.last, "final_val": val_log.last,
                "checkpoints": {"last": str(run.last), "best": str(run.best) if run.best.exists() else None},
                "plots": make_plots(run.out, evaluated, val, train_log, val_log, dev)}
