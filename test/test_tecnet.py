@@ -23,7 +23,8 @@ from il_robot import topics
 from il_robot.data import messages as msg
 from il_robot.data.bag_format import JOINT_ORDER, OPERATOR
 from il_robot.data.bag_writer import EpisodeBagWriter
-from il_robot.policies.base import Observation, PolicyConfig, PolicyLoadError, make_policy
+from il_robot.policies.base import Observation, PolicyConfig, PolicyLoadError
+from il_robot.policies.catalog import make_policy
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(
@@ -514,7 +515,8 @@ def test_cli_help_needs_no_torch(command):
 def test_shipped_tecnet_runs_out_of_the_box():
     """policy:=tecnet with no model_dir and no demo: the shipped model on its shipped held-out demo."""
     from il_robot.paths import models_dir
-    from il_robot.policies.base import Observation, PolicyConfig, make_policy
+    from il_robot.policies.base import Observation, PolicyConfig
+    from il_robot.policies.catalog import make_policy
     from il_robot.robot import panda_like
 
     if not (models_dir() / "tecnet" / "metadata.json").exists():
