@@ -3,8 +3,8 @@
 listen: counts desired motion and torque commands by who sent them, printing the counts as a
   JSON line whenever they change.
 latency SECONDS: what a process on the robot host sees for that long, as JSON: joint state ->
-  torque command (each torque against the last state before it) and camera frame (its camera_info)
-  -> desired motion of that frame's stamp, arrival to arrival, in ms.
+  torque command (each torque against the last state before it) and camera frame (image or object
+  poses, whichever comes first) -> desired motion of that frame's stamp, arrival to arrival, in ms.
 send NAME: publishes desired motion (header.frame_id NAME) and torque commands (every value
   TORQUE_MARK[NAME]) at 50 Hz, printing "sent N" every 50 messages: a stranger talking to the arm.
 """
@@ -45,34 +45,36 @@ def listen(node) -> None:
 
 
 def latency(node, seconds: float) -> None:
-    from sensor_msgs.msg import CameraInfo, JointState
+    from geometry_msgs.msg import PoseArray
+    from sensor_msgs.msg import Image, JointState
 
     clock = time.perf_counter
-    state_at, torque_lat, frame_at, desired_lat = [0.0], [], {}, []
+    state_at, torque_lat, frame_at, desired_at = [0.0], [], {}, {}
 
-    def on_desired(m):
-        t = frame_at.pop((m.header.stamp.sec, m.header.stamp.nanosec), None)
-        if t is not None:
-            desired_lat.append(clock() - t)
+    def stamp(m):
+        return m.header.stamp.sec, m.header.stamp.nanosec
 
     node.create_subscription(JointState, topics.JOINT_STATES, lambda m: state_at.__setitem__(0, clock()), 100)
     node.create_subscription(Float64MultiArray, topics.EFFORT_COMMANDS,
                              lambda m: state_at[0] and torque_lat.append(clock() - state_at[0]), 100)
-    # camera_info goes out with each image, same stamp, and is small: its arrival is the frame's.
-    node.create_subscription(CameraInfo, topics.CAMERA_INFO,
-                             lambda m: frame_at.__setitem__((m.header.stamp.sec, m.header.stamp.nanosec), clock()), 100)
-    node.create_subscription(JointTrajectory, topics.DESIRED_MOTION, on_desired, 100)
+    # A frame is its image and its object poses (the scripted expert answers the poses, which go out
+    # before the image is drawn): the first of the two to arrive. Paired after the run.
+    node.create_subscription(Image, topics.IMAGE, lambda m: frame_at.setdefault(stamp(m), clock()), 100)
+    node.create_subscription(PoseArray, topics.OBJECT_POSES, lambda m: frame_at.setdefault(stamp(m), clock()), 100)
+    node.create_subscription(JointTrajectory, topics.DESIRED_MOTION, lambda m: desired_at.setdefault(stamp(m), clock()),
+                             100)
     end = clock() + seconds
     while clock() < end:
         rclpy.spin_once(node, timeout_sec=0.1)
+    desired_lat = [desired_at[k] - frame_at[k] for k in frame_at if k in desired_at]
 
     def stats(samples):
         a = np.asarray(samples) * 1e3
         return {"n": int(a.size), "p50_ms": float(np.median(a)) if a.size else None,
                 "p99_ms": float(np.percentile(a, 99)) if a.size else None}
 
-    print(json.dumps({"joint_state_to_torque": stats(torque_lat), "camera_to_desired_motion": stats(desired_lat)}),
-          flush=True)
+    print(json.dumps({"joint_state_to_torque": stats(torque_lat), "camera_to_desired_motion": stats(desired_lat),
+                      "frames": len(frame_at)}), flush=True)
 
 
 def send(node, name: str) -> None:
