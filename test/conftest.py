@@ -46,6 +46,16 @@ def ros():
     thread.join(timeout=5)
 
 
+@pytest.fixture(autouse=True)
+def stays_off_realtime_scheduling():
+    """No test may leave this process on a realtime scheduler: every process it starts afterwards
+    (graphs, ros2 launch) would inherit it and could starve the machine (SVT-AV1 did, as root)."""
+    yield
+    if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        pytest.fail("the test left the test process on a realtime scheduler")
+
+
 def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
     """Poll an event-like condition (message arrived, counter reached) with a deadline."""
     deadline = time.monotonic() + timeout

@@ -115,6 +115,7 @@ class VideoFiles:
             self.cursor.advance()
         if self.container is None:
             self._open(*frames.shape[1:3])
+            _no_realtime_threads()
         start = self.frames
         for rgb in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
@@ -122,6 +123,7 @@ class VideoFiles:
             self.frames += 1
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
+        _no_realtime_threads()
         return self.cursor.chunk, self.cursor.file, start / FPS, self.frames / FPS
 
     def close(self) -> None:
@@ -130,6 +132,21 @@ class VideoFiles:
                 self.container.mux(packet)
             self.container.close()
             self.container = None
+            _no_realtime_threads()
+
+
+def _no_realtime_threads() -> None:
+    """Put every thread of this process back on the default scheduler. SVT-AV1, run as root, raises
+    the thread that opens it and its own workers to SCHED_FIFO 99; an export next to a robot's
+    torque loop would then starve it, and every process started afterwards would inherit it."""
+    if not hasattr(os, "sched_setscheduler"):
+        return
+    for task in os.listdir("/proc/self/task"):
+        try:
+            if os.sched_getscheduler(int(task)) != os.SCHED_OTHER:
+                os.sched_setscheduler(int(task), os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            continue   # ended meanwhile, or not ours to change
 
 
 def video_info(path: Path) -> dict:
