@@ -25,6 +25,7 @@ from il_robot.data.bag_format import JOINT_ORDER, SPLITS
 from il_robot.parallel import usable_cores
 from il_robot.data.corrections import CORRECTION_SKILL, HUMAN_LABELLER, correction_round, takeover
 from il_robot.data.episode_file import write_arrays
+from il_robot.data.output_dir import move_into_place, partial_dir
 
 FORMAT = "il_robot.dataset"
 VERSION = 1
@@ -107,19 +108,12 @@ def summarize(episodes: list[dict], skipped: list[dict]) -> dict:
 
 
 def _check_out_dir(out: Path, bags: list[str], force: bool) -> Path:
-    partial = out.with_name(out.name + ".partial")
-    if out.exists() and not force:
-        raise DatasetError(f"{out} exists already; use --force to replace it")
-    if out.exists() and not (out / "dataset.json").is_file() and any(out.iterdir()):
-        raise DatasetError(f"{out} exists and is not a dataset (no dataset.json); not replacing it")
-    inside = [b for b in bags if out.exists() and out.resolve() in Path(b).resolve().parents]
-    if inside:
-        raise DatasetError(f"bag {inside[0]} lies inside the output directory {out}; choose another --out")
-    if partial.exists():
-        if not force:
-            raise DatasetError(f"{partial} exists (an interrupted build?); remove it or use --force")
-        shutil.rmtree(partial)
-    return partial
+    def no_bag_inside() -> None:
+        inside = [b for b in bags if out.exists() and out.resolve() in Path(b).resolve().parents]
+        if inside:
+            raise DatasetError(f"bag {inside[0]} lies inside the output directory {out}; choose another --out")
+
+    return partial_dir(out, force, "dataset.json", "a dataset", "build", DatasetError, check=no_bag_inside)
 
 
 def _inspected(bags: list[str], progress: bool) -> Iterator[tuple[str, BagReport]]:
@@ -208,7 +202,7 @@ def build_dataset(bags: list[str | Path], out_dir: str | Path, force: bool = Fal
                            "qd": "(T,7) float32 rad/s", "action": "(T,3) float32 m/s tip velocity, base frame"},
                 "episodes": episodes, "summary": summary}
         (partial / "dataset.json").write_text(json.dumps(meta, indent=2))
-        _move_into_place(partial, out)
+        move_into_place(partial, out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -250,22 +244,6 @@ def write_meta(root: str | Path, meta: dict) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, path)
-
-
-def _move_into_place(partial: Path, out: Path) -> None:
-    """Rename the finished dataset to `out`; an old one is removed only after that succeeded."""
-    old = None
-    if out.exists():
-        old = out.with_name(f"{out.name}.old-{datetime.now().strftime('%Y%m%d%H%M%S%f')}")
-        out.rename(old)
-    try:
-        partial.rename(out)
-    except BaseException:
-        if old is not None:
-            old.rename(out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class Dataset:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from il_robot.data.output_dir import move_into_place, partial_dir
 from il_robot.data.lerobot_format import (
     ACTION_KEY,
     CAMERA_KEY,
@@ -232,30 +233,6 @@ class _Writer:
         return info
 
 
-def _partial_dir(out: Path, force: bool) -> Path:
-    partial = out.with_name(out.name + ".partial")
-    if out.exists() and not force:
-        raise ExportError(f"{out} exists already; use --force to replace it")
-    if out.exists() and not (out / "meta" / "info.json").is_file() and any(out.iterdir()):
-        raise ExportError(f"{out} exists and is not a LeRobot dataset (no meta/info.json); not replacing it")
-    if partial.exists():
-        if not force:
-            raise ExportError(f"{partial} exists (an interrupted export?); remove it or use --force")
-        shutil.rmtree(partial)
-    return partial
-
-
-def _move_into_place(partial: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        partial.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        partial.rename(out)
-
-
 def export_lerobot(source: list[str], out_dir: str | Path, force: bool = False, skip_bad: bool = False,
                    vcodec: str = VCODECS[0], progress: bool = True) -> dict:
     """Export bags (or one built dataset directory) to a LeRobotDataset v3 at out_dir; returns a summary."""
@@ -276,7 +253,7 @@ def export_lerobot(source: list[str], out_dir: str | Path, force: bool = False, 
     inside = [s for s in source if out.exists() and out.resolve() in Path(s).resolve().parents]
     if inside:
         raise ExportError(f"{inside[0]} lies inside the output directory {out}; choose another --out")
-    partial = _partial_dir(out, force)
+    partial = partial_dir(out, force, "meta/info.json", "a LeRobot dataset", "export", ExportError)
     skipped: list[dict] = []
     episodes = episodes_from_dataset(source[0]) if datasets else episodes_from_bags(source, skip_bad, skipped)
     t0 = time.monotonic()
@@ -291,7 +268,7 @@ def export_lerobot(source: list[str], out_dir: str | Path, force: bool = False, 
         if not writer.episodes:
             raise ExportError(f"no usable episodes: all {len(source)} bag(s) are bad")
         info = writer.finish()
-        _move_into_place(partial, out)
+        move_into_place(partial, out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
