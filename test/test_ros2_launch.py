@@ -124,7 +124,8 @@ def test_builtin_robot_description_is_spelled_in_a_way_ros2_launch_accepts(ros, 
 
 
 def test_a_controller_that_cannot_start_stops_the_launch(cli):
-    launch = cli("robot_description:=/no/such/arm.xml", "render:=false")
+    """role:=robot: the policy node also reads the robot description and, started, could fail first."""
+    launch = cli("robot_description:=/no/such/arm.xml", "render:=false", "role:=robot")
     code = launch.wait(120)
     out = launch.output
     assert code != 0
