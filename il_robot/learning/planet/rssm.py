@@ -461,30 +461,34 @@ def frame_tensor(frame) -> torch.Tensor:
 
 
 class TorchBackend:
-    """The planning graphs on the torch model, for `LatentMPC` while training collects episodes."""
+    """The planning graphs on the torch model, for `LatentMPC` while training collects episodes. Numpy in and
+    out; the tensors go to the model's device (a GPU when it trains there) and back."""
 
     def __init__(self, model: PlaNet):
         self.model = model
+        self.device = next(model.parameters()).device
         self.belief_size, self.state_size = model.cfg.belief_size, model.cfg.state_size
         self._observe, self._task = ObserveGraph(model), TaskGraph(model)
 
+    def _tensor(self, x, dtype=None) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=dtype).to(self.device)
 
     @torch.no_grad()
     def task_vector(self, frame):
-        return self._task(frame_tensor(frame))[0].numpy()
+        return self._task(frame_tensor(frame).to(self.device))[0].cpu().numpy()
 
     @torch.no_grad()
     def observe(self, belief, state, action, image, joints, task):
-        f = torch.as_tensor
-        b, s = self._observe(f(belief), f(state), f(action, dtype=torch.float32).reshape(1, ACTION_DIM),
-                             frame_tensor(image), f(joints, dtype=torch.float32).reshape(1, JOINT_DIM),
-                             f(task, dtype=torch.float32).reshape(1, -1))
-        return b.numpy(), s.numpy()
+        f = self._tensor
+        b, s = self._observe(f(belief), f(state), f(action, torch.float32).reshape(1, ACTION_DIM),
+                             frame_tensor(image).to(self.device), f(joints, torch.float32).reshape(1, JOINT_DIM),
+                             f(task, torch.float32).reshape(1, -1))
+        return b.cpu().numpy(), s.cpu().numpy()
 
     @torch.no_grad()
     def returns(self, belief, state, actions, task):
-        actions = torch.as_tensor(actions, dtype=torch.float32)
+        actions = self._tensor(actions, torch.float32)
         n = actions.shape[0]
-        rewards = self.model.imagine(torch.as_tensor(belief).expand(n, -1), torch.as_tensor(state).expand(n, -1),
-                                     actions, torch.as_tensor(task, dtype=torch.float32).reshape(1, -1).expand(n, -1))
-        return rewards["reward"].sum(1).numpy()
+        rewards = self.model.imagine(self._tensor(belief).expand(n, -1), self._tensor(state).expand(n, -1),
+                                     actions, self._tensor(task, torch.float32).reshape(1, -1).expand(n, -1))
+        return rewards["reward"].sum(1).cpu().numpy()
