@@ -28,9 +28,8 @@ def batch_losses(model: TecNet, batch: dict[str, torch.Tensor], cfg: TecNetConfi
     sentences = sentence_from(embeddings[:, :s])                                   # (N, D)
     own = torch.arange(n, device=images.device) + world.rank * n if world.distributed else None
     emb_loss, accuracy = embedding_hinge_loss(embeddings[:, s:], world.gather(sentences), cfg.loss.margin, own)
-    task_index = torch.arange(n, device=images.device).repeat_interleave(m * k)
     predicted = model.control(images.flatten(0, 2), sentences, batch["state"].flatten(0, 2),
-                              task_index).view(n, m, k, -1)
+                              repeats=m * k).view(n, m, k, -1)
     target, weight = batch["action"], batch.get("control_weight")
     totals = _shared_totals(batch, s, world) if world.distributed else (None, None, None)
     support_loss = control_loss(predicted[:, :s], target[:, :s], cfg.loss.control_loss,
@@ -41,8 +40,9 @@ def batch_losses(model: TecNet, batch: dict[str, torch.Tensor], cfg: TecNetConfi
              + cfg.loss.query_control_weight * query_loss)
     losses = {"support_control_loss": support_loss, "query_control_loss": query_loss}
     if "correction_images" in batch:      # states the learner reached, labelled by an expert or a person (DAgger)
-        predicted = model.control(batch["correction_images"].flatten(0, 1), sentences,
-                                  batch["correction_state"].flatten(0, 1), batch["correction_task"].flatten())
+        corrected = batch["correction_images"]         # (N', C, ...): C samples of each of N' tasks, in order
+        predicted = model.control(corrected.flatten(0, 1), sentences.index_select(0, batch["correction_task"][:, 0]),
+                                  batch["correction_state"].flatten(0, 1), repeats=corrected.shape[1])
         losses["correction_control_loss"] = control_loss(predicted, batch["correction_action"].flatten(0, 1),
                                                          cfg.loss.control_loss, total=totals[2])
         total = total + cfg.loss.correction_control_weight * losses["correction_control_loss"]
