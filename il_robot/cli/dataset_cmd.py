@@ -102,6 +102,11 @@ def add_parser(sub) -> None:
                         "2 cm from the approach point) or low-lift (phased, but a lift after a slip ends at the "
                         "funnel's height); human: a person or the simulated corrector takes over (--operator). "
                         "docs/tecnet.md: what fine-tunes on each gave")
+    d.add_argument("--observation-delay", type=float, default=0.0, metavar="S",
+                   help="expert labellers: the model acts on the camera frame (and the joint state of its instant) "
+                        "S seconds old, as on an arm whose camera lags, while the expert labels the present: a "
+                        "fine-tune on such rounds learns to act for when its command lands (0..0.5; default 0). "
+                        "docs/realtime.md: what it bought")
     d.add_argument("--operator", default="sim:expert",
                    help="--labeller human: who corrects: joy (a person's joystick, a joy driver on /joy), keyboard "
                         "(this terminal) or sim:expert|okay|poor (the simulated corrector, unattended; default)")
@@ -269,11 +274,14 @@ LABELLERS = ("phased", "memoryless", "low-lift", "continuous")     # = il_robot.
 
 def run_dagger(args) -> int:
     if args.labeller == "human":
+        if args.observation_delay:
+            raise ValueError("--observation-delay is for the expert labellers: a person corrects at the real lag")
         return run_human_dagger(args)
     from il_robot.learning.dagger import collect_corrections
 
     summary = collect_corrections(args.dataset, args.model_dir, args.round, args.beta, args.num_tasks,
-                                  args.workers, progress=not args.quiet, labeller=args.labeller)
+                                  args.workers, progress=not args.quiet, labeller=args.labeller,
+                                  observation_delay=args.observation_delay)
     print(f"dagger round {summary['round']}: {summary['episodes']} corrective episodes ({summary['frames']} frames) "
           f"added to {args.dataset}; " + (f"the model alone succeeded in {summary['learner_success']:.0%} of them"
           if args.beta == 0 else f"with the expert acting on {args.beta:.0%} of the ticks, "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
@@ -51,25 +52,40 @@ class CorrectionJob:
     beta: float          # probability that a tick executes the expert's action instead of the learner's
     labeller: str = "continuous"
     duration: float = 10.0
+    observation_delay: float = 0.0   # s: the learner acts on the frame (and joint state) this old
+
+
+MAX_OBSERVATION_DELAY = 0.5   # s, as the simulator's camera_delay
 
 
 class LearnerWithExpertLabels(Policy):
-    """Executes the learner (or, with probability beta per tick, the expert); records the expert's action."""
+    """Executes the learner (or, with probability beta per tick, the expert); records the expert's action.
+
+    With an observation delay the learner acts on the newest frame at least `delay` old, with the joint
+    state of that frame's instant, as the policy node does when the camera lags; the expert labels the
+    present scene. The recorded sample pairs what the learner saw with what is right when its command
+    lands, so a fine-tune on such rounds learns to act ahead of a lagging camera."""
     needs_image = True
     needs_privileged = True
 
-    def __init__(self, learner, expert: Policy, beta: float, rng: np.random.Generator):
-        self.learner, self.expert, self.beta, self.rng = learner, expert, beta, rng
+    def __init__(self, learner, expert: Policy, beta: float, rng: np.random.Generator, delay: float = 0.0):
+        self.learner, self.expert, self.beta, self.rng, self.delay = learner, expert, beta, rng, delay
         self.frames: list[tuple] = []
+        self.seen: deque[Observation] = deque()
 
     def reset(self, context: dict) -> None:
         self.expert.reset(context)
         self.frames.clear()
+        self.seen.clear()
 
     def act(self, obs: Observation) -> np.ndarray:
         label = np.asarray(self.expert.act(obs), float)
-        executed = label if self.rng.uniform() < self.beta else self.learner(obs)
-        self.frames.append((obs.t, obs.image, obs.q, obs.qd, label))
+        self.seen.append(obs)
+        while len(self.seen) > 1 and self.seen[1].t <= obs.t - self.delay + 1e-6:
+            self.seen.popleft()           # seen[0]: the newest frame old enough (the first, early on)
+        sees = self.seen[0]
+        executed = label if self.rng.uniform() < self.beta else self.learner(sees)
+        self.frames.append((obs.t, sees.image, sees.q, sees.qd, label))
         return executed
 
 
@@ -122,7 +138,7 @@ def run_job(job: CorrectionJob) -> dict:
     seed = SEED_BASE + 1000 * job.round + job.task_index
     labeller = make_labeller(job.labeller)
     policy = LearnerWithExpertLabels(lambda obs: model.act(obs.image, obs.q, obs.qd, sentence, obs.tip),
-                                     labeller, job.beta, np.random.default_rng(seed))
+                                     labeller, job.beta, np.random.default_rng(seed), job.observation_delay)
     world = PushingWorld(task)
     try:
         result = InProcessStack(world).run_episode(policy, seed, job.duration)
@@ -135,24 +151,28 @@ def run_job(job: CorrectionJob) -> dict:
         "task_name": task.name, "seed": seed, "episode_id": None, "operator": "dagger:scripted",
         "skill": CORRECTION_SKILL, "success": bool(result.success), "final_distance": float(result.final_distance),
         "duration": float(result.duration), "frames": int(len(t)), "held_actions": 0, "dropped_frames": 0,
-        "dagger": {"round": job.round, "beta": job.beta, "labeller": job.labeller, "model_dir": str(job.model_dir)}})
+        "dagger": {"round": job.round, "beta": job.beta, "labeller": job.labeller, "model_dir": str(job.model_dir),
+                   "observation_delay": job.observation_delay}})
 
 
 def collect_corrections(dataset: str | Path, model_dir: str | Path, round_: int, beta: float = 0.0,
                         num_tasks: int | None = None, workers: int = 1, progress: bool = True,
-                        labeller: str = "continuous") -> dict:
+                        labeller: str = "continuous", observation_delay: float = 0.0) -> dict:
     """Run one corrective episode per train task of the dataset (tasks 0..num_tasks-1 when given) and
     add them to it (dataset.json rewritten atomically at the end; an episode of the same round and
     task is replaced)."""
     if not 0.0 <= beta <= 1.0:
         raise ValueError("beta must be within 0..1")
+    if not 0.0 <= observation_delay <= MAX_OBSERVATION_DELAY:
+        raise ValueError(f"observation delay must be within 0..{MAX_OBSERVATION_DELAY} s")
     make_labeller(labeller)     # an unknown name fails here, not in every worker
     dataset = Path(dataset)
     meta_path = dataset / "dataset.json"
     meta = json.loads(meta_path.read_text())
     demos = conditioning_files(meta)
     tasks = sorted(i for i in demos if num_tasks is None or i < num_tasks)
-    jobs = [CorrectionJob(str(dataset), str(model_dir), i, demos[i], round_, beta, labeller) for i in tasks]
+    jobs = [CorrectionJob(str(dataset), str(model_dir), i, demos[i], round_, beta, labeller,
+                          observation_delay=observation_delay) for i in tasks]
     entries = []
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(run_job, job) for job in jobs]
@@ -164,6 +184,6 @@ def collect_corrections(dataset: str | Path, model_dir: str | Path, round_: int,
     keys = {e["key"] for e in entries}
     meta["episodes"] = [e for e in meta["episodes"] if e["key"] not in keys] + sorted(entries, key=lambda e: e["key"])
     write_meta(dataset, meta)
-    return {"round": round_, "episodes": len(entries), "beta": beta,
+    return {"round": round_, "episodes": len(entries), "beta": beta, "observation_delay": observation_delay,
             "learner_success": float(np.mean([e["success"] for e in entries])) if entries else None,
             "frames": int(sum(e["frames"] for e in entries))}

@@ -23,7 +23,7 @@ STAGE_KEYS: dict[str, dict] = {
     "train": {"dataset": "", "init_from": "", "steps": None, "config": "", "set": {}, "rounds": [],
               "world_model": "positions", "collect_every": None},
     "dagger": {"dataset": REQUIRED, "model": REQUIRED, "labeller": "continuous", "beta": 0.0, "num_tasks": None,
-               "workers": 0},
+               "observation_delay": 0.0, "workers": 0},
     "select": {"candidates": REQUIRED, "demos": "", "tasks": "val", "episodes": 20, "shots": 1,
                "demo_skill": "expert", "workers": 0},
     "eval": {"model": REQUIRED, "demos": REQUIRED, "tasks": "heldout", "runs": REQUIRED},

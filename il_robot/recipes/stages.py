@@ -148,6 +148,7 @@ def dagger(ctx: StageContext, stage: Stage) -> dict:
     argv = ["dataset", "dagger", ctx.out(s["dataset"]), "--model-dir", ctx.model(s["model"])["model_dir"],
             "--round", ctx.recipe.dagger_round(stage.name), "--beta", s["beta"], "--labeller", s["labeller"],
             "--workers", _workers(s["workers"]), "--json", summary]
+    argv += ["--observation-delay", s["observation_delay"]] if s["observation_delay"] else []
     argv += ["--num-tasks", s["num_tasks"]] if s["num_tasks"] else []
     ctx.il_robot(argv)
     r = _read(summary)
