@@ -306,6 +306,55 @@ def test_recorded_episode_is_complete_and_round_trips(ros, tmp_path):
             assert abs(key - stamp) < 1e-6 and np.allclose(actions[key], action, atol=1e-6)
 
 
+def test_a_recorder_starved_for_seconds_works_through_its_backlog_before_giving_up(tmp_path):
+    """The splitter gives up on a stream silent for `grace` seconds of the recorder's own running time: a
+    recorder process that did not run for 5 s (a busy machine) finds the images it lacks still queued."""
+    import types
+
+    from il_robot import topics
+    from il_robot.data import messages as msg
+    from il_robot.data.bag_writer import EpisodeBagWriter
+    from il_robot.data.episode_splitter import CLOSE_GRACE, EpisodeSplitter
+
+    wall = [0.0]
+    log = types.SimpleNamespace(info=lambda *a: None, warning=lambda *a: None, error=lambda *a: None)
+    splitter = EpisodeSplitter(lambda info: EpisodeBagWriter(tmp_path / f"ep{info['episode_id']}"), log,
+                               clock=lambda: wall[0])
+    string, image, joints = "std_msgs/msg/String", "sensor_msgs/msg/Image", "sensor_msgs/msg/JointState"
+
+    def send(stamp, topic):
+        m = (msg.image(np.zeros((8, 8, 3), np.uint8), stamp) if topic == topics.IMAGE
+             else msg.joint_state(["j"], [0.0], [0.0], [0.0], stamp))
+        splitter.message(stamp, topic, image if topic == topics.IMAGE else joints, msg.to_ns(stamp),
+                         msg.serialize(m, image if topic == topics.IMAGE else joints))
+
+    info = {"episode_id": 1, "start_time": 10.0}
+    splitter.announce(info, string, msg.to_ns(10.0), msg.serialize(msg.string(json.dumps(info)), string))
+    send(10.0, topics.JOINT_STATES)
+    send(10.0, topics.IMAGE)
+    send(10.1, topics.JOINT_STATES)
+    result = {"episode_id": 1, "duration": 0.1, "published": {topics.IMAGE: 2, topics.JOINT_STATES: 2}}
+    splitter.result(result, string, msg.to_ns(10.1), msg.serialize(msg.string(json.dumps(result)), string))
+    wall[0] += 5.0                      # the recorder did not run; the last image waits in its queue
+    splitter.close_finished()           # its timer fires first
+    assert splitter.recordings and not splitter.closed
+    send(10.1, topics.IMAGE)            # the backlog
+    assert not splitter.recordings and splitter.closed[0].complete
+
+    # A stream that really stops is given up after `grace` seconds of the recorder running.
+    info = {"episode_id": 2, "start_time": 11.0}
+    splitter.announce(info, string, msg.to_ns(11.0), msg.serialize(msg.string(json.dumps(info)), string))
+    send(11.0, topics.JOINT_STATES)
+    result = {"episode_id": 2, "duration": 0.1, "published": {topics.IMAGE: 2, topics.JOINT_STATES: 1}}
+    splitter.result(result, string, msg.to_ns(11.1), msg.serialize(msg.string(json.dumps(result)), string))
+    ticks = 0
+    while splitter.recordings:
+        wall[0] += 0.2                  # the recorder's timer, running
+        splitter.close_finished()
+        ticks += 1
+    assert not splitter.closed[1].complete and CLOSE_GRACE <= ticks * 0.2 <= CLOSE_GRACE + 0.4
+
+
 def test_recorded_bag_reads_with_the_mcap_library(tmp_path):
     """Raw rclpy CDR written by the recorder decodes with an independent reader (mcap + mcap-ros2)."""
     from mcap.reader import make_reader
@@ -398,7 +447,8 @@ def test_twenty_realtime_episodes_with_auto_reset_on_a_busy_machine(ros, tmp_pat
 
     for episode_id, seed in zip(ids, seeds):
         bag = closed_bag(seed)
-        assert bag.name == f"demo_train-000_seed{seed}", f"episode {episode_id} flagged: {bag}"
+        assert bag.name == f"demo_train-000_seed{seed}", (f"episode {episode_id} flagged: {bag}",
+                                                          [str(p) for p in check_bag(bag)])
         contents = read_bag(bag)
         assert contents.custom_data[RECORDING_KEY] == RECORDING_COMPLETE
         (info,) = [json.loads(m.data) for m in contents.msgs(topics.EPISODE)]

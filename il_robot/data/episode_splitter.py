@@ -15,7 +15,7 @@ executor takes it. The rules:
   that, it waits while a topic it lacks is still coming in stamped inside the
   episode (a busy recorder works through a backlog, the fast topic last); it
   gives up once each such topic has moved past the episode's end (the rest is
-  lost), or `grace` wall seconds after the topic was last heard. It is complete only when
+  lost), or `grace` seconds of the recorder's own running time after the topic was last heard. It is complete only when
   it holds the result and exactly the published counts; otherwise it is kept (no
   data is thrown away), marked incomplete in its metadata and named *_incomplete.
 """
@@ -41,7 +41,9 @@ from il_robot.data.bag_format import (
 from il_robot.data.bag_writer import EpisodeBagWriter
 
 HOLD = 2.0          # s of stamps a message may wait for its episode to be known
-CLOSE_GRACE = 2.0   # s (wall) a bag waits for missing messages after its last news
+CLOSE_GRACE = 2.0   # s (wall, while the recorder runs) a bag waits for missing messages after its last news
+STALL = 0.5         # s: a longer gap between the recorder's own calls (its timer ticks every 0.2 s) is time
+                    # it did not run (a starved process): not silence of the streams, whose messages wait queued
 EPS = 1e-6          # s: stamps are whole ns, physics steps 2 ms apart
 DEDUP_DEPTH = 8     # re-sends (lockstep retries) repeat one of the last few stamps of their topic
 # Topics answering each camera frame, stamped with it: a bag waits for their answer to its last frame.
@@ -125,7 +127,8 @@ class EpisodeSplitter:
         self.open_bag = open_bag     # episode info -> a new bag
         self.log = log               # .info / .warning / .error (an rclpy logger)
         self.custom_data = dict(custom_data or {})   # written into every bag's metadata (a correction round)
-        self.hold, self.grace, self.clock = hold, grace, clock
+        self.hold, self.grace, self.wall = hold, grace, clock
+        self._last_call, self._stalled = None, 0.0
         self.recordings: list[Recording] = []   # open bags, by start
         self._latest: Recording | None = None   # the episode announced last, open or closed
         self.pending: deque = deque()           # (stamp, topic, msgtype, t_ns, data), episode not known yet
@@ -139,6 +142,15 @@ class EpisodeSplitter:
         # topics, and a busy recorder may take the result first. Kept (the last few) until announced.
         self._early_results: dict = {}
         self.dropped = 0                        # messages that belong to no episode (between episodes)
+
+    def clock(self) -> float:
+        """Wall time the recorder was running: gaps over STALL between its calls are left out, so a
+        recorder starved for seconds works through its queued backlog before it gives up on a stream."""
+        now = self.wall()
+        if self._last_call is not None and now - self._last_call > STALL:
+            self._stalled += now - self._last_call - STALL
+        self._last_call = now
+        return now - self._stalled
 
     # -- input ------------------------------------------------------------------------------
     def announce(self, info: dict, msgtype: str, t_ns: int, data: bytes) -> Recording | None:
