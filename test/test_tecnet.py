@@ -12,6 +12,7 @@ import csv
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -641,6 +642,42 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     data.check_correction_rounds(loaded.meta, cfg.data)
     kept = data.load_demos(loaded, "train", cfg.data, layout)
     assert sum(data.is_correction(d.meta) for d in kept) == 1 and len(kept) == len(demos)
+
+
+@needs_torch
+def test_a_dagger_round_outlives_a_worker_killed_mid_round(trained_run, tmp_path):
+    """A simulation worker that dies (SIGKILL here; a crash in native code in the wild) breaks its pool:
+    the round runs what was not done in new workers, and every task gets its episode, indexed once."""
+    import multiprocessing
+    import shutil
+    import signal
+    import threading
+
+    from il_robot.learning.dagger import collect_corrections
+
+    dataset = Path(shutil.copytree(trained_run / "data", tmp_path / "data"))
+    killed = []
+
+    def kill_one_worker():
+        while not killed:
+            workers = [p for p in multiprocessing.active_children() if p.pid]
+            if workers:
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed.append(workers[0].pid)
+            else:
+                threading.Event().wait(0.01)
+
+    killer = threading.Thread(target=kill_one_worker, daemon=True)
+    killer.start()
+    summary = collect_corrections(dataset, trained_run / "run" / "onnx", 5, workers=2, progress=False,
+                                  labeller="memoryless")
+    killer.join(timeout=60)
+    assert killed
+    tasks = {e["task"]["index"] for e in json.loads((dataset / "dataset.json").read_text())["episodes"]
+             if e["split"] == "train" and e.get("skill") != "correction"}
+    keys = [e["key"] for e in json.loads((dataset / "dataset.json").read_text())["episodes"]
+            if e.get("dagger", {}).get("round") == 5]
+    assert summary["episodes"] == len(tasks) == len(keys) == len(set(keys))
 
 
 def test_state_vector_is_one_layout_for_episodes_and_single_observations():

@@ -15,6 +15,7 @@ import json
 import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import get_context
@@ -56,6 +57,8 @@ class CorrectionJob:
 
 
 MAX_OBSERVATION_DELAY = 0.5   # s, as the simulator's camera_delay
+POOL_RETRIES = 2              # a simulation worker that dies (a crash in native code) takes its pool down: the
+                              # episodes not done yet run again in new workers, up to this many times
 
 
 class LearnerWithExpertLabels(Policy):
@@ -87,6 +90,11 @@ class LearnerWithExpertLabels(Policy):
         executed = label if self.rng.uniform() < self.beta else self.learner(sees)
         self.frames.append((obs.t, sees.image, sees.q, sees.qd, label))
         return executed
+
+
+def correction_key(round_: int, task_index: int) -> str:
+    """The dataset key of a round's corrective episode of a task."""
+    return f"correction-r{round_}-{task_index:03d}"
 
 
 def conditioning_files(meta: dict) -> dict[int, str]:
@@ -146,7 +154,7 @@ def run_job(job: CorrectionJob) -> dict:
         world.close()
     t, image, q, qd, action = (np.array(x) for x in zip(*policy.frames))
     arrays = {"image": image, "t": t - world.episode_start, "stamp": t, "q": q, "qd": qd, "action": action}
-    return write_episode(dataset, f"correction-r{job.round}-{task.index:03d}", arrays, {
+    return write_episode(dataset, correction_key(job.round, task.index), arrays, {
         "bag": None, "split": "train", "task": task.to_dict(),
         "task_name": task.name, "seed": seed, "episode_id": None, "operator": "dagger:scripted",
         "skill": CORRECTION_SKILL, "success": bool(result.success), "final_distance": float(result.final_distance),
@@ -155,12 +163,21 @@ def run_job(job: CorrectionJob) -> dict:
                    "observation_delay": job.observation_delay}})
 
 
+def _run_jobs(jobs: list[CorrectionJob], workers: int, entries: list[dict], bar) -> None:
+    """Run the jobs in a fresh pool of spawned workers, appending each finished episode's entry."""
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
+        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
+            entries.append(future.result())
+            bar.update()
+            bar.set_postfix(learner_success=f"{np.mean([e['success'] for e in entries]):.0%}")
+
+
 def collect_corrections(dataset: str | Path, model_dir: str | Path, round_: int, beta: float = 0.0,
                         num_tasks: int | None = None, workers: int = 1, progress: bool = True,
                         labeller: str = "continuous", observation_delay: float = 0.0) -> dict:
     """Run one corrective episode per train task of the dataset (tasks 0..num_tasks-1 when given) and
-    add them to it (dataset.json rewritten atomically at the end; an episode of the same round and
-    task is replaced)."""
+    add them to it (dataset.json rewritten atomically at the end, also when the round stops early: the
+    episodes done are kept; an episode of the same round and task is replaced)."""
     if not 0.0 <= beta <= 1.0:
         raise ValueError("beta must be within 0..1")
     if not 0.0 <= observation_delay <= MAX_OBSERVATION_DELAY:
@@ -174,16 +191,28 @@ def collect_corrections(dataset: str | Path, model_dir: str | Path, round_: int,
     jobs = [CorrectionJob(str(dataset), str(model_dir), i, demos[i], round_, beta, labeller,
                           observation_delay=observation_delay) for i in tasks]
     entries = []
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_job, job) for job in jobs]
-        bar = tqdm(as_completed(futures), total=len(futures), desc=f"dagger round {round_}", unit="ep",
-                   disable=not progress)
-        for future in bar:
-            entries.append(future.result())
-            bar.set_postfix(learner_success=f"{np.mean([e['success'] for e in entries]):.0%}")
-    keys = {e["key"] for e in entries}
-    meta["episodes"] = [e for e in meta["episodes"] if e["key"] not in keys] + sorted(entries, key=lambda e: e["key"])
-    write_meta(dataset, meta)
+    bar = tqdm(total=len(jobs), desc=f"dagger round {round_}", unit="ep", disable=not progress)
+    try:
+        for attempt in range(1 + POOL_RETRIES):
+            done = {e["key"] for e in entries}
+            todo = [job for job in jobs if correction_key(round_, job.task_index) not in done]
+            if not todo:
+                break
+            try:
+                _run_jobs(todo, workers, entries, bar)
+            except BrokenProcessPool:
+                if attempt == POOL_RETRIES:
+                    raise RuntimeError(f"DAgger round {round_}: a simulation worker died {1 + POOL_RETRIES} "
+                                       f"times; the {len(entries)} episodes done are kept in {dataset}") from None
+                bar.write(f"a simulation worker died; the {len(jobs) - len(entries)} episodes not done run again "
+                          "in new workers")
+    finally:
+        bar.close()
+        if entries:     # whatever happens, the episodes written so far are in the dataset's index
+            keys = {e["key"] for e in entries}
+            meta["episodes"] = ([e for e in meta["episodes"] if e["key"] not in keys]
+                                + sorted(entries, key=lambda e: e["key"]))
+            write_meta(dataset, meta)
     return {"round": round_, "episodes": len(entries), "beta": beta, "observation_delay": observation_delay,
             "learner_success": float(np.mean([e["success"] for e in entries])) if entries else None,
             "frames": int(sum(e["frames"] for e in entries))}
