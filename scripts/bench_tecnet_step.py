@@ -21,7 +21,7 @@ from il_robot.data.dataset import load_dataset
 from il_robot.learning.tecnet import data
 from il_robot.learning.tecnet.config import config_from_dict
 from il_robot.learning.tecnet.model import TecNet, state_layout
-from il_robot.learning.tecnet.step import TecNetLosses, optimiser_step
+from il_robot.learning.tecnet.step import TecNetLosses, make_optimizer, optimiser_step
 from il_robot.learning.tecnet.train import _to_torch
 from il_robot.paths import config_file
 
@@ -40,7 +40,7 @@ def main() -> None:
     batches = [_to_torch(sampler.sample(), torch.device("cpu")) for _ in range(args.steps + 5)]
     torch.manual_seed(0)
     model = TecNet(cfg.model)
-    optimizer = torch.optim.Adam(model.parameters(), cfg.optim.lr, foreach=True)
+    optimizer = make_optimizer(model, cfg)
     losses = TecNetLosses(model, cfg)
     for batch in batches[:5]:
         optimiser_step(losses, optimizer, batch)

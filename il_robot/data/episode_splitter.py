@@ -15,9 +15,10 @@ executor takes it. The rules:
   that, it waits while a topic it lacks is still coming in stamped inside the
   episode (a busy recorder works through a backlog, the fast topic last); it
   gives up once each such topic has moved past the episode's end (the rest is
-  lost), or `grace` seconds of the recorder's own running time after the topic was last heard. It is complete only when
-  it holds the result and exactly the published counts; otherwise it is kept (no
-  data is thrown away), marked incomplete in its metadata and named *_incomplete.
+  lost), or `grace` seconds of the recorder's own running time after the topic
+  was last heard. It is complete only when it holds the result and exactly the
+  published counts; otherwise it is kept (no data is thrown away), marked
+  incomplete in its metadata and named *_incomplete.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def turn_hue(images: np.ndarray, turns: np.ndarray) -> np.ndarray:
     shifted = (hue.astype(np.int32) + turns[turned].astype(np.int32)[:, None, None]) % 180
     hsv[..., 0] = np.where(mask, shifted, hue).astype(np.uint8)
     rgb = cv2.cvtColor(hsv.reshape(-1, w, 3), cv2.COLOR_HSV2RGB).reshape(-1, h, w, 3)
-    part = out[turned]
+    part = tall.reshape(-1, h, w, 3)      # a copy of the turned images
     part[mask] = rgb[mask]                # the rest stays bit-exact (HSV is lossy)
     out[turned] = part
     return out

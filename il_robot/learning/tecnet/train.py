@@ -34,7 +34,7 @@ from il_robot.learning.tecnet.import_onnx import checkpoint_from_model_dir
 from il_robot.learning.tecnet.model import TecNet, control_loss, sentence_from, state_layout
 from il_robot.learning.tecnet.plots import plot_curves, plot_embeddings
 from il_robot.learning.tecnet.rollouts import rollout_success
-from il_robot.learning.tecnet.step import TecNetLosses, optimiser_step
+from il_robot.learning.tecnet.step import TecNetLosses, make_optimizer, optimiser_step
 from il_robot.policies.tecnet_state import columns_of
 
 TRAIN_COLUMNS = ("step", "wall_time", "steps_per_s", "loss", "embedding_loss", "support_control_loss",
@@ -220,7 +220,7 @@ def _train(world: World, data_dir, out_dir, cfg, steps, device, resume, progress
         data_info["processes"] = world.size
 
     model = TecNet(cfg.model).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, foreach=True)   # one op for all weights
+    optimizer = make_optimizer(model, cfg)
     step, best, train_seconds = 0, {"val_control_loss": None, "val_success_rate": None, "step": None}, 0.0
     if init:
         model.load_state_dict(init["model"])
