@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from il_robot.robot import panda_like
-from il_robot.robot.computed_torque import ComputedTorqueController, JointInputError, Mode
+from il_robot.robot.computed_torque import ComputedTorqueController, JointInputError, Mode, StaleReference
 from il_robot.robot.model import RobotModel, RobotModelError
 
 HOME = np.array(panda_like.HOME_Q)
@@ -177,6 +177,24 @@ def test_a_pose_jump_drops_the_reference_and_re_anchors_the_hold(robot):
     assert mode is Mode.HOLD
     np.testing.assert_allclose(tau, robot.inverse_dynamics(HOME, np.zeros(7), np.zeros(7)), atol=1e-9)
     assert ctl.set_joint_state(names, HOME + 0.004, np.zeros(7), 0.104) is None   # real motion is not a jump
+
+
+def test_a_reference_computed_before_a_pose_jump_is_refused_and_a_newer_one_taken(robot):
+    """A policy's answer to a frame from before a reset arrives after it: tracking it would drive the arm
+    back toward the old pose (what made realtime episodes start with a lunge and fail 20 cm out)."""
+    ctl = ComputedTorqueController(robot, 400.0, 40.0)
+    names = robot.joint_names
+    old = HOME + 0.4
+    ctl.set_joint_state(names, old, np.zeros(7), 1.0)
+    assert ctl.set_joint_state(names, HOME, np.zeros(7), 1.010, measured_at=1.008)   # the reset
+    with pytest.raises(StaleReference, match="before the measured pose jumped"):
+        ctl.set_desired(names, old, np.zeros(7), np.zeros(7), 0.995, 1.012)
+    assert ctl.reference is None
+    tau, mode = ctl.command(1.012)
+    assert mode is Mode.HOLD
+    np.testing.assert_allclose(tau, robot.inverse_dynamics(HOME, np.zeros(7), np.zeros(7)), atol=1e-9)
+    ctl.set_desired(names, HOME, np.zeros(7), np.zeros(7), 1.008, 1.012)   # a frame of the jump's instant
+    assert ctl.mode(1.012) is Mode.TRACK
 
 
 def test_commanded_motion_respects_the_speed_limits(robot):

@@ -333,6 +333,27 @@ def test_a_pose_jump_re_anchors_the_hold(harness):
     np.testing.assert_allclose(tau, GRAVITY_HOME, atol=1e-6)
 
 
+def test_after_a_reset_a_reference_from_before_it_is_refused_and_the_new_pose_held(harness):
+    """Realtime: the policy's answer to the last frame before a reset lands after it. It is refused
+    (held at the new pose, not driven back), counted, and the first reference of the new pose is taken."""
+    h = harness(desired_timeout=5.0, joint_state_timeout=5.0)
+    old = HOME + 0.4
+    h.send_desired(NAMES, old, np.zeros(7), np.zeros(7))
+    h.send_state(NAMES, old, np.zeros(7))
+    before_reset = h.now()
+    reset_stamp = before_reset + 0.002
+    tau = h.send_state(NAMES, HOME, np.zeros(7), stamp=reset_stamp)   # the reset: the pose jumps
+    np.testing.assert_allclose(tau, GRAVITY_HOME, atol=1e-6)
+    h.send_desired(NAMES, old, np.zeros(7), np.zeros(7), stamp=before_reset, wait=False)   # computed before it
+    wait_until(lambda: h.node.stale_refused == 1, what="the stale reference refused")
+    assert h.node.rejected == 0 and h.node.controller.reference is None
+    np.testing.assert_allclose(h.send_state(NAMES, HOME, np.zeros(7)), GRAVITY_HOME, atol=1e-6)
+    assert h.node.mode is Mode.HOLD
+    h.send_desired(NAMES, HOME + 0.05, np.zeros(7), np.zeros(7), stamp=reset_stamp)   # the new pose's frame
+    tau = h.send_state(NAMES, HOME, np.zeros(7))
+    assert h.node.mode is Mode.TRACK and np.abs(tau - GRAVITY_HOME).max() > 1.0
+
+
 def test_gains_react_to_parameter_changes_within_their_ranges(harness):
     h = harness()
     res = h.node.set_parameters([Parameter("kp", value=[100.0])])

@@ -18,7 +18,12 @@ from il_robot.robot.joint_order import JointInputError, JointOrder
 from il_robot.robot.model import RobotModel
 from il_robot.robot.plausibility import Plausibility, pose_jump
 
+STALE_TOLERANCE = 1e-6          # s: a reference timed at the jump's own instant (same stamp) is the new one
 VELOCITY_TARGET_FRACTION = 0.8   # the feedback aims at most for 80% of each speed limit (coupling overshoots)
+
+
+class StaleReference(ValueError):
+    """A desired motion computed from before the measured pose last jumped: it belongs to the time before."""
 
 
 class Mode(enum.Enum):
@@ -62,6 +67,7 @@ class ComputedTorqueController:
         self.reference: Reference | None = None
         self.reference_received = -np.inf
         self.hold_q: np.ndarray | None = None
+        self.references_from = -np.inf   # desired motion timed before this (the last pose jump) is refused
 
     def set_gains(self, kp, kd) -> None:
         n = self.robot.n
@@ -73,9 +79,12 @@ class ComputedTorqueController:
         self._damped = kd > 0
         self._kp_over_kd = np.divide(kp, kd, out=np.zeros(n), where=self._damped)
 
-    def set_joint_state(self, names, position, velocity, t: float) -> str | None:
+    def set_joint_state(self, names, position, velocity, t: float, measured_at: float | None = None) -> str | None:
         """Take a measured state. Returns a description when the pose jumped (a reset or a
-        restarted driver): the reference is then dropped and the hold re-anchored here."""
+        restarted driver): the reference is then dropped, the hold re-anchored here, and desired
+        motion timed before the state (`measured_at`, its own instant on this timeline when known,
+        else t) is refused from then on: computed from the pose before the jump, it would drive the
+        arm back there. (A policy answering a frame from just before a reset is one such.)"""
         q = self.order.reorder(names, position, "joint_states.position")
         qd = self.order.reorder(names, velocity, "joint_states.velocity")
         self.checks.check_state(q, qd, "joint_states")
@@ -87,10 +96,13 @@ class ComputedTorqueController:
                 event = (f"measured pose jumped (a joint moved {jump:.2f} rad more than its speed limit allows "
                          f"in {dt * 1e3:.0f} ms): reference dropped, holding the new pose")
                 self.drop_reference()
+                self.references_from = t if measured_at is None else measured_at
         self.q, self.qd, self.state_time = q, qd, t
         return event
 
     def set_desired(self, names, position, velocity, acceleration, t_point: float, t_received: float) -> None:
+        """Take a one-point reference timed t_point. Raises JointInputError when malformed and
+        StaleReference when timed before the last pose jump; the previous reference stays."""
         q = self.desired_order.reorder(names, position, "desired positions")
         qd = self.desired_order.reorder(names, velocity, "desired velocities", required=False)
         qdd = self.desired_order.reorder(names, acceleration, "desired accelerations", required=False)
@@ -99,6 +111,8 @@ class ComputedTorqueController:
         qdd = zeros if qdd is None else qdd
         self.checks.check_state(q, qd, "desired")
         self.checks.check_acceleration(qdd, "desired")
+        if t_point < self.references_from - STALE_TOLERANCE:
+            raise StaleReference(f"timed {self.references_from - t_point:.3f} s before the measured pose jumped")
         q = np.clip(q, self.robot.limits.q_min, self.robot.limits.q_max)
         self.reference = Reference(q, qd, qdd, t_point)
         self.reference_received = t_received
@@ -166,4 +180,4 @@ class ComputedTorqueController:
         return self.robot.clip_torque(tau)
 
 
-__all__ = ["ComputedTorqueController", "JointInputError", "Mode", "Reference"]
+__all__ = ["ComputedTorqueController", "JointInputError", "Mode", "Reference", "StaleReference"]

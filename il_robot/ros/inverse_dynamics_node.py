@@ -27,7 +27,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from il_robot import topics
 from il_robot.elapsed_clock import ElapsedClock
-from il_robot.robot.computed_torque import ComputedTorqueController, JointInputError, Mode
+from il_robot.robot.computed_torque import ComputedTorqueController, JointInputError, Mode, StaleReference
 from il_robot.robot.model import RobotModel, RobotModelError
 from il_robot.ros import cdr
 from il_robot.ros import conversions as conv
@@ -119,6 +119,7 @@ class InverseDynamicsNode(Node):
         self.mode: Mode | None = None
         self.commands_sent = 0
         self.rejected = 0
+        self.stale_refused = 0   # desired motions from before a pose jump (a reset): refused, not malformed
         self.stamps_flagged = 0
         self.clock_jumps = 0
         self.watchdog_ticks = 0
@@ -209,6 +210,11 @@ class InverseDynamicsNode(Node):
                 self.get_logger().info(f"clock jumped forward by {jump.delta:.3f} s (not counted as elapsed)")
         return elapsed, raw, steady
 
+    def _on_timeline(self, stamp: float, now: float, elapsed: float) -> float:
+        """A stamp on the elapsed timeline, as desired points are timed (elapsed - age); a stamp
+        from another clock (beyond the tolerance) counts as now."""
+        return elapsed if self._stamp_offset(stamp, now) is not None else elapsed - (now - stamp)
+
     def _stamp_offset(self, stamp: float, now: float) -> float | None:
         """How far a stamp lies from this node's clock, when beyond the tolerance."""
         off = stamp - now
@@ -225,7 +231,8 @@ class InverseDynamicsNode(Node):
             msg = cdr.read_joint_state(data)
             before = self.controller.state_time
             event = self.controller.set_joint_state(msg.name, msg.position, msg.velocity,
-                                                    msg.stamp if self.lockstep else elapsed)
+                                                    msg.stamp if self.lockstep else elapsed,
+                                                    None if self.lockstep else self._on_timeline(msg.stamp, now, elapsed))
         except (JointInputError, ValueError) as err:
             self.rejected += 1
             if self._log_throttle.ready("rejected state"):
@@ -300,6 +307,12 @@ class InverseDynamicsNode(Node):
                                         point.accelerations, t_point, t_received)
         except JointInputError as err:
             self._reject_desired(str(err))
+            return
+        except StaleReference as err:
+            self.stale_refused += 1
+            if self._log_throttle.ready("stale desired"):
+                self.get_logger().info(f"refused a desired motion from before the pose jump ({err}): holding "
+                                       "until a newer one comes")
             return
         if self.pub_reference is not None:
             # Every joint state handled from here on is answered with this reference: a lockstep

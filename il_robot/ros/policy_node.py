@@ -285,6 +285,7 @@ class PolicyNode(Node):
             self._last_answer = self._last_tick = -np.inf
             with self._lock:
                 self.rr.reset()
+                self._episode_start = -np.inf   # the restarted simulator's episode says its own
         off = t - now
         # Lockstep: the simulator is the only clock, and its /clock may reach this node after a new
         # episode's first frame (a second ahead): the clock lags, the frame is good.
@@ -298,8 +299,8 @@ class PolicyNode(Node):
 
     # -- control ----------------------------------------------------------------------------
     def _frame(self, t: float) -> None:
-        if t < self._last_answer:
-            return  # an old frame
+        if t < self._last_answer or t < self._episode_start - 1e-9:
+            return  # an old frame, or one of the episode before (the simulator reset since)
         if t == self._last_answer:
             # Answered already (image and poses share a stamp). A lockstep simulator re-sends a frame
             # whose answer it missed: answer again with the same message.
