@@ -167,6 +167,10 @@ def joined(device: str) -> Iterator[World]:
                             device_id=dev if dev.type == "cuda" else None)
     try:
         yield world
+        # All ranks leave together: a rank that tore the group down while rank 0 still validated and
+        # exported aborted in gloo's teardown ("terminate called without an active exception", once
+        # in CI). On an error torchrun stops the other ranks, so that path does not wait here.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
