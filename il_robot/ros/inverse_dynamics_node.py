@@ -210,10 +210,10 @@ class InverseDynamicsNode(Node):
                 self.get_logger().info(f"clock jumped forward by {jump.delta:.3f} s (not counted as elapsed)")
         return elapsed, raw, steady
 
-    def _on_timeline(self, stamp: float, now: float, elapsed: float) -> float:
-        """A stamp on the elapsed timeline, as desired points are timed (elapsed - age); a stamp
-        from another clock (beyond the tolerance) counts as now."""
-        return elapsed if self._stamp_offset(stamp, now) is not None else elapsed - (now - stamp)
+    @staticmethod
+    def _elapsed_at(stamp: float, now: float, elapsed: float) -> float:
+        """A time stamped on this node's clock, on the elapsed timeline: `elapsed` less its age."""
+        return elapsed - (now - stamp)
 
     def _stamp_offset(self, stamp: float, now: float) -> float | None:
         """How far a stamp lies from this node's clock, when beyond the tolerance."""
@@ -230,9 +230,12 @@ class InverseDynamicsNode(Node):
         try:
             msg = cdr.read_joint_state(data)
             before = self.controller.state_time
+            off = self._stamp_offset(msg.stamp, now)
+            # Realtime: the state's own instant times a pose jump, as desired points are timed; one
+            # stamped on another clock counts from its arrival.
+            measured_at = None if self.lockstep or off is not None else self._elapsed_at(msg.stamp, now, elapsed)
             event = self.controller.set_joint_state(msg.name, msg.position, msg.velocity,
-                                                    msg.stamp if self.lockstep else elapsed,
-                                                    None if self.lockstep else self._on_timeline(msg.stamp, now, elapsed))
+                                                    msg.stamp if self.lockstep else elapsed, measured_at)
         except (JointInputError, ValueError) as err:
             self.rejected += 1
             if self._log_throttle.ready("rejected state"):
@@ -247,7 +250,6 @@ class InverseDynamicsNode(Node):
             extra = self.controller.order.extra(names)
             if extra:
                 self.get_logger().info(f"/joint_states also names {extra}: not controlled here, ignored")
-        off = self._stamp_offset(msg.stamp, now)
         if off is not None:
             self.stamps_flagged += 1
             if self._log_throttle.ready("stamp"):
@@ -288,7 +290,6 @@ class InverseDynamicsNode(Node):
             return
         point = msg.points[0]
         stamp = conv.from_time(msg.header.stamp)
-        age = 0.0
         if stamp > 0.0:   # unstamped: from its arrival
             off = self._stamp_offset(stamp, now)
             if off is not None:
@@ -296,12 +297,13 @@ class InverseDynamicsNode(Node):
                                      f"{self.stamp_tolerance:g} s): another clock, or a reference from before "
                                      "a restart")
                 return
-            age = now - (stamp + conv.from_time(point.time_from_start))
-        if self.lockstep:   # the point's own time, exactly (now - age would round)
-            t_point = stamp + conv.from_time(point.time_from_start) if stamp > 0.0 else now
+        point_time = stamp + conv.from_time(point.time_from_start) if stamp > 0.0 else None
+        if self.lockstep:   # the point's own time, exactly (elapsed less its age would round)
+            t_point = now if point_time is None else point_time
             t_received = now
         else:
-            t_point, t_received = elapsed - age, elapsed
+            t_point = elapsed if point_time is None else self._elapsed_at(point_time, now, elapsed)
+            t_received = elapsed
         try:
             self.controller.set_desired(msg.joint_names, point.positions, point.velocities,
                                         point.accelerations, t_point, t_received)
