@@ -212,5 +212,5 @@ print(int(read_checkpoint(sys.argv[1])['step']))" "$RUN/checkpoints/last.pt") ||
 mkdir -p "$OUT"
 START_EPOCH=$(date +%s)
 export START_EPOCH
-main 2>&1 | tee "$OUT/log.txt"
+main 2>&1 | tee -a "$OUT/log.txt"     # -a: after whatever the call wrote there first
 exit "${PIPESTATUS[0]}"
