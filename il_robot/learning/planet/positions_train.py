@@ -89,8 +89,9 @@ def locator_loss(model: PositionWorldModel, batch: dict, cfg: PositionTrainConfi
     loc = model.locator
     target = torch.as_tensor(batch["position"][:, 3:6])
     logits = loc.logits(_nchw(batch["image"]), loc.task_vector(_nchw(batch["task_frame"])))
-    predicted = loc.position(logits)
-    loss = (((predicted - target) / loc.position_std) ** 2).sum(-1).mean()
+    fitted = loc.mean_position(logits)        # the whole map's mean: a second mode costs (not loc.position)
+    loss = (((fitted - target) / loc.position_std) ** 2).sum(-1).mean()
+    predicted = loc.position(logits)          # what the planner reads: the error reported
     if cfg.attention_weight > 0:
         blob = attention_target(batch["position"][:, 3:6], cfg.attention_sigma)
         log_attention = torch.log_softmax(logits.flatten(1), dim=1).view_as(logits)
