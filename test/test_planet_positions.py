@@ -116,6 +116,31 @@ def test_attention_target_peaks_on_the_projected_pixel():
         assert abs(col + 0.5 - u) <= 0.5 + 1e-6 and abs(row + 0.5 - v) <= 0.5 + 1e-6
 
 
+def map_coordinate_locator(loc):
+    """`loc` with its "positions" the map coordinates themselves (z 0), so a map's centre reads directly."""
+    import torch
+
+    class MapCoordinates(torch.nn.Module):
+        def forward(self, uv):
+            return torch.nn.functional.pad(uv, (0, 1))
+
+    with torch.no_grad():
+        loc.to_position = MapCoordinates()
+        loc.position_mean.zero_()
+        loc.position_std.fill_(1.0)
+    return loc
+
+
+def bump(u, v, height):
+    """A Gaussian bump of logits (MAP, MAP) of this height at cell (u, v)."""
+    import torch
+
+    from il_robot.learning.planet.positions import MAP
+
+    cells = torch.arange(MAP, dtype=torch.float32) + 0.5
+    return height * torch.exp(-((cells[None, :] - u) ** 2 + (cells[:, None] - v) ** 2) / 2.0)
+
+
 @needs_torch
 def test_locator_takes_the_stronger_mode_and_tracks_the_previous_cell():
     """Two look-alike objects on the map: the centre of one of them, never the point between; with a
@@ -124,20 +149,7 @@ def test_locator_takes_the_stronger_mode_and_tracks_the_previous_cell():
 
     from il_robot.learning.planet.positions import MAP, PositionModelConfig, TargetLocator
 
-    class MapCoordinates(torch.nn.Module):     # "positions" = the map coordinates themselves (z 0)
-        def forward(self, uv):
-            return torch.nn.functional.pad(uv, (0, 1))
-
-    loc = TargetLocator(PositionModelConfig(locator_channels=4, task_size=4))
-    with torch.no_grad():
-        loc.to_position = MapCoordinates()
-        loc.position_mean.zero_()
-        loc.position_std.fill_(1.0)
-    cells = torch.arange(MAP, dtype=torch.float32) + 0.5
-
-    def bump(u, v, height):
-        return height * torch.exp(-((cells[None, :] - u) ** 2 + (cells[:, None] - v) ** 2) / 2.0)
-
+    loc = map_coordinate_locator(TargetLocator(PositionModelConfig(locator_channels=4, task_size=4)))
     logits = (bump(6.5, 8.5, 6.0) + bump(24.5, 20.5, 6.5))[None]       # B is a little stronger
     uv_of = lambda cell: (cell - MAP / 2) / (MAP / 2 - 0.5)             # noqa: E731  cell -> [-1, 1]
     position, cell = loc.locate(logits)
@@ -157,25 +169,12 @@ def test_locator_training_charges_attention_on_a_second_object():
     and follows it when it grows (a recipe's locator did: planner runs 17 % instead of 83 %)."""
     import torch
 
-    from il_robot.learning.planet.positions import MAP, PositionModelConfig, PositionWorldModel
+    from il_robot.learning.planet.positions import PositionModelConfig, PositionWorldModel
     from il_robot.learning.planet.positions_config import PositionTrainConfig
     from il_robot.learning.planet.positions_train import locator_loss
 
-    class MapCoordinates(torch.nn.Module):     # "positions" = the map coordinates themselves (z 0)
-        def forward(self, uv):
-            return torch.nn.functional.pad(uv, (0, 1))
-
     model = PositionWorldModel(PositionModelConfig(locator_channels=4, task_size=4, hidden_size=8))
-    loc = model.locator
-    with torch.no_grad():
-        loc.to_position = MapCoordinates()
-        loc.position_mean.zero_()
-        loc.position_std.fill_(1.0)
-    cells = torch.arange(MAP, dtype=torch.float32) + 0.5
-
-    def bump(u, v, height):
-        return height * torch.exp(-((cells[None, :] - u) ** 2 + (cells[:, None] - v) ** 2) / 2.0)
-
+    loc = map_coordinate_locator(model.locator)
     one = bump(8.5, 10.5, 14.0)[None]
     two = one + bump(24.5, 20.5, 12.0)[None]                  # a weaker look-alike elsewhere
     with torch.no_grad():

@@ -58,6 +58,22 @@ def image_grid(n: int, size: int, device=None) -> torch.Tensor:
     return torch.stack([lin[None, :].expand(size, size), lin[:, None].expand(size, size)])[None].expand(n, -1, -1, -1)
 
 
+def _cells(like: torch.Tensor) -> torch.Tensor:
+    """The map's cell centres, 0.5 .. MAP - 0.5, in `like`'s dtype and device."""
+    return torch.arange(MAP, dtype=like.dtype, device=like.device) + 0.5
+
+
+def _attention(logits: torch.Tensor) -> torch.Tensor:
+    """(N, MAP, MAP) softmax of the logits over the whole map."""
+    return torch.softmax(logits.flatten(1), dim=1).view_as(logits)
+
+
+def _centre(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weighted mean cell (u: column, v: row) of maps (N, MAP, MAP) whose weights sum to 1."""
+    cells = _cells(weights)
+    return (weights.sum(1) * cells).sum(-1), (weights.sum(2) * cells).sum(-1)
+
+
 class TargetLocator(nn.Module):
     """Frame + task vector -> target centre (m), through an attention map over the 32x32 features."""
 
@@ -102,10 +118,7 @@ class TargetLocator(nn.Module):
         attention on another object pulls it away and costs, so the map learns one mode; the windowed
         centre of `position` does not feel a second mode, and a locator trained on it kept one on the
         distractor (val p90 19 cm, planner runs 17 % instead of 83 %)."""
-        cells = torch.arange(MAP, dtype=logits.dtype, device=logits.device) + 0.5
-        attention = torch.softmax(logits.flatten(1), dim=1).view_as(logits)
-        cell = torch.stack([(attention.sum(1) * cells).sum(-1), (attention.sum(2) * cells).sum(-1)], dim=-1)
-        return self._metres(cell)
+        return self._metres(torch.stack(_centre(_attention(logits)), dim=-1))
 
     def _metres(self, cell: torch.Tensor) -> torch.Tensor:
         uv = (cell - MAP / 2) / (MAP / 2 - 0.5)        # the [-1, 1] coordinates of linspace(-1, 1, MAP)
@@ -113,25 +126,21 @@ class TargetLocator(nn.Module):
 
     def locate(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(target centre (N, 3) m, the mode's map cell (N, 2) u, v in cells)."""
-        cells = torch.arange(MAP, dtype=logits.dtype, device=logits.device) + 0.5
-        attention = torch.softmax(logits.flatten(1), dim=1).view_as(logits)
-
-        def centre(weights):
-            return (weights.sum(1) * cells).sum(-1), (weights.sum(2) * cells).sum(-1)
-
-        u, v = centre(torch.softmax(self.peak_sharpness * logits.flatten(1), dim=1).view_as(logits))
+        cells = _cells(logits)
+        attention = _attention(logits)
+        u, v = _centre(_attention(self.peak_sharpness * logits))
         for _ in range(2):           # the sharpened centre is still pulled a little towards the other mode
             window = torch.exp(-((cells[None, None, :] - u[:, None, None]) ** 2
                                  + (cells[None, :, None] - v[:, None, None]) ** 2) / (2 * self.window ** 2))
             local = attention * window
-            u, v = centre(local / local.sum((1, 2), keepdim=True).clamp_min(1e-12))
+            u, v = _centre(local / local.sum((1, 2), keepdim=True).clamp_min(1e-12))
         cell = torch.stack([u, v], dim=-1)
         return self._metres(cell), cell
 
     def track(self, logits: torch.Tensor, cell: torch.Tensor, sigma: float) -> torch.Tensor:
         """The logits with a Gaussian prior (sigma cells) around the previous frame's cell (N, 2); rows
         whose cell is (0, 0), no previous frame, are left alone."""
-        cells = torch.arange(MAP, dtype=logits.dtype, device=logits.device) + 0.5
+        cells = _cells(logits)
         have = (cell.abs().sum(-1) > 0).to(logits.dtype)[:, None, None]
         d2 = (cells[None, None, :] - cell[:, 0, None, None]) ** 2 + (cells[None, :, None] - cell[:, 1, None, None]) ** 2
         return logits - have * d2 / (2 * sigma ** 2)
