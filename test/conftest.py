@@ -39,9 +39,10 @@ def ros():
             return node
 
     yield Ros()
+    nodes = list(executor.get_nodes())   # Executor.shutdown() forgets its nodes without destroying them
     executor.shutdown()
-    for node in list(executor.get_nodes()):
-        node.destroy_node()
+    for node in nodes:
+        node.destroy_node()   # else a failed test's traceback keeps them, latched messages and all, for the next
     rclpy.try_shutdown(context=context)
     thread.join(timeout=5)
 

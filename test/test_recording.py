@@ -131,6 +131,68 @@ def test_result_goes_to_its_own_episode_when_the_next_start_is_taken_first(ros, 
         assert check_bag(bag.path) == []
 
 
+def _splitter_feeding_real_bags(tmp_path):
+    """An EpisodeSplitter writing real bags, and a feed for serialized messages at given stamps."""
+    import logging
+
+    from il_robot import topics
+    from il_robot.data import messages as m
+    from il_robot.data.bag_writer import EpisodeBagWriter
+    from il_robot.data.episode_splitter import EpisodeSplitter
+    from il_robot.robot.panda_like import JOINT_NAMES
+
+    splitter = EpisodeSplitter(lambda info: EpisodeBagWriter(tmp_path / f"ep{info['episode_id']}"),
+                               logging.getLogger("splitter"))
+    kinds = {topics.JOINT_STATES: ("sensor_msgs/msg/JointState",
+                                   lambda t: m.joint_state(JOINT_NAMES, np.zeros(7), np.zeros(7), np.zeros(7), t)),
+             topics.IMAGE: ("sensor_msgs/msg/Image", lambda t: m.image(np.zeros((64, 64, 3), np.uint8), t))}
+
+    def feed(topic, stamps):
+        msgtype, make = kinds[topic]
+        for t in stamps:
+            splitter.message(t, topic, msgtype, m.to_ns(t), m.serialize(make(t), msgtype))
+
+    def episode(kind, info):
+        data = m.serialize(m.string(json.dumps(info)), "std_msgs/msg/String")
+        (splitter.announce if kind == "start" else splitter.result)(info, "std_msgs/msg/String", 0, data)
+
+    return splitter, feed, episode
+
+
+def test_a_frame_between_the_end_and_the_next_start_waits_for_the_result_when_the_start_came_first(tmp_path):
+    """The order that once filed such a frame into the episode before: the next start taken, then the
+    frame sent during the reset, then the result. The next start is only an upper bound of the end."""
+    from il_robot import topics
+
+    splitter, feed, episode = _splitter_feeding_real_bags(tmp_path)
+    episode("start", {"episode_id": 1, "start_time": 10.0})
+    feed(topics.JOINT_STATES, _stamps(10.0, 11.0, 0.01))
+    feed(topics.IMAGE, _stamps(10.0, 11.0, 0.05))
+    episode("start", {"episode_id": 2, "start_time": 11.05})
+    feed(topics.IMAGE, [11.02])                   # the reset's frame, taken after episode 2's start
+    episode("result", {"episode_id": 1, "duration": 1.0,
+                       "published": {topics.JOINT_STATES: 101, topics.IMAGE: 21}})
+    first = next(c for c in splitter.closed if c.episode_id == 1)
+    assert first.complete, first.problems
+    assert first.counts[topics.IMAGE] == 21 and splitter.dropped == 1
+
+
+def test_a_bag_cut_short_without_a_result_keeps_its_waiting_messages(tmp_path):
+    """A reset (next start, never a result): what waited for the result goes to the cut-short bag when
+    it gives up, not to the floor."""
+    from il_robot import topics
+
+    splitter, feed, episode = _splitter_feeding_real_bags(tmp_path)
+    splitter.grace = 0.0
+    episode("start", {"episode_id": 1, "start_time": 10.0})
+    feed(topics.JOINT_STATES, _stamps(10.0, 10.5, 0.01))
+    episode("start", {"episode_id": 2, "start_time": 10.55})
+    splitter.close_finished()
+    first = next(c for c in splitter.closed if c.episode_id == 1)
+    assert not first.complete and first.counts[topics.JOINT_STATES] == 51
+    assert splitter.dropped == 0
+
+
 def test_the_next_episodes_first_messages_wait_for_its_start_while_an_older_bag_is_open(ros, recorder):
     """Episode 1 cut short (its bag still open, waiting for a result), episode 2 recorded and closed,
     then episode 3's start state taken before /sim/episode of episode 3: it must wait for it, not be

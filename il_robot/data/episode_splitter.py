@@ -8,8 +8,10 @@ executor takes it. The rules:
   with its episode_id, never to whichever bag happens to be open: the next
   episode's announcement may well be taken before the last one's result.
 - A message goes to the episode whose [start, end] holds its header stamp. While
-  that is not known yet (no result, the next episode not announced), it waits,
-  at most `hold` seconds of stamps; bags stay open meanwhile, two at a time if need be.
+  that is not known yet (no result), it waits, at most `hold` seconds of stamps,
+  then goes by the next episode's start; bags stay open meanwhile, two at a time
+  if need be. The next start alone does not settle it: the simulator resets
+  between the end and the next start, and what it sends meanwhile is in no episode.
 - A bag closes once it holds its result and every message the simulator says it
   published in the episode (and the action answering the last frame). Short of
   that, it waits while a topic it lacks is still coming in stamped inside the
@@ -250,7 +252,9 @@ class EpisodeSplitter:
                     return rec
             elif rec.cut is not None:
                 if stamp < rec.cut - EPS:
-                    return rec
+                    # Before the next start, but the result may still end the episode earlier: the
+                    # simulator resets between them, and what it sends meanwhile belongs to neither.
+                    return rec if final or rec.result is not None else _WAIT
             else:
                 return rec if final else _WAIT   # a reset may still cut the episode short before this stamp
             break   # past this episode: no earlier one holds it
@@ -305,7 +309,17 @@ class EpisodeSplitter:
                 if all(self._given_up(rec, topic, now) for topic in self._awaited(rec)):
                     self._close(rec, "")
             elif rec.cut is not None and now - rec.activity > self.grace:
+                self._claim_waiting(rec)
                 self._close(rec, "the next episode began before this one ended (a reset?)")
+
+    def _claim_waiting(self, rec: Recording) -> None:
+        """A bag closing without a result: the messages still waiting inside [start, cut) are its own."""
+        waiting, self.pending = self.pending, deque()
+        for item in waiting:
+            if rec.start - EPS <= item[0] < rec.cut - EPS:
+                rec.write(*item)
+            else:
+                self.pending.append(item)
 
     def _awaited(self, rec: Recording) -> list[str]:
         """Topics the bag still lacks messages of (the action answering the last frame included)."""
