@@ -313,10 +313,10 @@ class EpisodeSplitter:
                 self._close(rec, "the next episode began before this one ended (a reset?)")
 
     def _claim_waiting(self, rec: Recording) -> None:
-        """A bag closing without a result: the messages still waiting that it would take as final are its own."""
+        """A bag closing without a result: the messages still waiting inside [start, cut) are its own."""
         waiting, self.pending = self.pending, deque()
         for item in waiting:
-            if self._home(item[0], final=True) is rec:
+            if rec.start - EPS <= item[0] < rec.cut - EPS:
                 rec.write(*item)
             else:
                 self.pending.append(item)
