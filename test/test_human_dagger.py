@@ -442,32 +442,23 @@ def test_dataset_add_takes_the_driven_frames_as_a_correction_episode_of_its_roun
 def test_the_recorder_awaits_the_last_frames_correction_while_the_operator_holds(tmp_path, held_to_the_end):
     """The correction answering an episode's last frame comes on a topic of its own, maybe after the action:
     the bag waits for it when the frame before had one, and does not when the operator had let go."""
-    import types
-
     from il_robot import topics
     from il_robot.data import messages as msg
-    from il_robot.data.bag_writer import EpisodeBagWriter
-    from il_robot.data.episode_splitter import EpisodeSplitter
+    from splitter_feed import TWIST, SplitterFeed
 
-    def send(stamp, topic, msgtype, m):
-        splitter.message(stamp, topic, msgtype, msg.to_ns(stamp), msg.serialize(m, msgtype))
-
-    log = types.SimpleNamespace(info=lambda *a: None, warning=lambda *a: None, error=lambda *a: None)
-    splitter = EpisodeSplitter(lambda info: EpisodeBagWriter(tmp_path / "ep"), log, clock=lambda: 0.0)
-    string, image, twist = "std_msgs/msg/String", "sensor_msgs/msg/Image", "geometry_msgs/msg/TwistStamped"
-    info = {"episode_id": 1, "start_time": 10.0}
-    splitter.announce(info, string, msg.to_ns(10.0), msg.serialize(msg.string(json.dumps(info)), string))
+    feed = SplitterFeed(tmp_path, image_size=8)
+    splitter = feed.splitter
+    feed.start({"episode_id": 1, "start_time": 10.0})
     frames = [10.0, 10.05, 10.1]
     for i, t in enumerate(frames):
-        send(t, topics.IMAGE, image, msg.image(np.zeros((8, 8, 3), np.uint8), t))
-        send(t, topics.TIP_VELOCITY, twist, msg.twist_stamped(OPERATOR_V, t))
+        feed.frames(topics.IMAGE, [t])
+        feed.send(t, topics.TIP_VELOCITY, TWIST, msg.twist_stamped(OPERATOR_V, t))
         if i == 0 or i == 1 and held_to_the_end:
-            send(t, topics.CORRECTION, twist, msg.twist_stamped(OPERATOR_V, t))
-    result = {"episode_id": 1, "duration": 0.1, "published": {topics.IMAGE: 3}}
-    splitter.result(result, string, msg.to_ns(10.1), msg.serialize(msg.string(json.dumps(result)), string))
+            feed.send(t, topics.CORRECTION, TWIST, msg.twist_stamped(OPERATOR_V, t))
+    feed.result({"episode_id": 1, "duration": 0.1, "published": {topics.IMAGE: 3}}, 10.1)
     if held_to_the_end:
         assert splitter.recordings and not splitter.closed     # the last frame's correction is awaited
-        send(10.1, topics.CORRECTION, twist, msg.twist_stamped(OPERATOR_V, 10.1))
+        feed.send(10.1, topics.CORRECTION, TWIST, msg.twist_stamped(OPERATOR_V, 10.1))
     assert not splitter.recordings and splitter.closed[0].complete
     assert splitter.closed[0].counts[topics.CORRECTION] == (3 if held_to_the_end else 1)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import wait_until
+from splitter_feed import SplitterFeed
 
 LATCHED_PUB_DEPTH = 1   # the simulator's latched publishers keep only the latest message
 
@@ -131,66 +132,39 @@ def test_result_goes_to_its_own_episode_when_the_next_start_is_taken_first(ros, 
         assert check_bag(bag.path) == []
 
 
-def _splitter_feeding_real_bags(tmp_path):
-    """An EpisodeSplitter writing real bags, and a feed for serialized messages at given stamps."""
-    import logging
-
-    from il_robot import topics
-    from il_robot.data import messages as m
-    from il_robot.data.bag_writer import EpisodeBagWriter
-    from il_robot.data.episode_splitter import EpisodeSplitter
-    from il_robot.robot.panda_like import JOINT_NAMES
-
-    splitter = EpisodeSplitter(lambda info: EpisodeBagWriter(tmp_path / f"ep{info['episode_id']}"),
-                               logging.getLogger("splitter"))
-    kinds = {topics.JOINT_STATES: ("sensor_msgs/msg/JointState",
-                                   lambda t: m.joint_state(JOINT_NAMES, np.zeros(7), np.zeros(7), np.zeros(7), t)),
-             topics.IMAGE: ("sensor_msgs/msg/Image", lambda t: m.image(np.zeros((64, 64, 3), np.uint8), t))}
-
-    def feed(topic, stamps):
-        msgtype, make = kinds[topic]
-        for t in stamps:
-            splitter.message(t, topic, msgtype, m.to_ns(t), m.serialize(make(t), msgtype))
-
-    def episode(kind, info):
-        data = m.serialize(m.string(json.dumps(info)), "std_msgs/msg/String")
-        (splitter.announce if kind == "start" else splitter.result)(info, "std_msgs/msg/String", 0, data)
-
-    return splitter, feed, episode
-
-
 def test_a_frame_between_the_end_and_the_next_start_waits_for_the_result_when_the_start_came_first(tmp_path):
     """The order that once filed such a frame into the episode before: the next start taken, then the
     frame sent during the reset, then the result. The next start is only an upper bound of the end."""
     from il_robot import topics
 
-    splitter, feed, episode = _splitter_feeding_real_bags(tmp_path)
-    episode("start", {"episode_id": 1, "start_time": 10.0})
-    feed(topics.JOINT_STATES, _stamps(10.0, 11.0, 0.01))
-    feed(topics.IMAGE, _stamps(10.0, 11.0, 0.05))
-    episode("start", {"episode_id": 2, "start_time": 11.05})
-    feed(topics.IMAGE, [11.02])                   # the reset's frame, taken after episode 2's start
-    episode("result", {"episode_id": 1, "duration": 1.0,
-                       "published": {topics.JOINT_STATES: 101, topics.IMAGE: 21}})
-    first = next(c for c in splitter.closed if c.episode_id == 1)
+    feed = SplitterFeed(tmp_path)
+    feed.start({"episode_id": 1, "start_time": 10.0})
+    feed.frames(topics.JOINT_STATES, _stamps(10.0, 11.0, 0.01))
+    feed.frames(topics.IMAGE, _stamps(10.0, 11.0, 0.05))
+    feed.start({"episode_id": 2, "start_time": 11.05})
+    feed.frames(topics.IMAGE, [11.02])                   # the reset's frame, taken after episode 2's start
+    feed.result({"episode_id": 1, "duration": 1.0, "published": {topics.JOINT_STATES: 101, topics.IMAGE: 21}})
+    first = next(c for c in feed.splitter.closed if c.episode_id == 1)
     assert first.complete, first.problems
-    assert first.counts[topics.IMAGE] == 21 and splitter.dropped == 1
+    assert first.counts[topics.IMAGE] == 21 and feed.splitter.dropped == 1
 
 
 def test_a_bag_cut_short_without_a_result_keeps_its_waiting_messages(tmp_path):
     """A reset (next start, never a result): what waited for the result goes to the cut-short bag when
     it gives up, not to the floor."""
     from il_robot import topics
+    from il_robot.data.episode_splitter import CLOSE_GRACE
 
-    splitter, feed, episode = _splitter_feeding_real_bags(tmp_path)
-    splitter.grace = 0.0
-    episode("start", {"episode_id": 1, "start_time": 10.0})
-    feed(topics.JOINT_STATES, _stamps(10.0, 10.5, 0.01))
-    episode("start", {"episode_id": 2, "start_time": 10.55})
-    splitter.close_finished()
-    first = next(c for c in splitter.closed if c.episode_id == 1)
+    feed = SplitterFeed(tmp_path)
+    feed.start({"episode_id": 1, "start_time": 10.0})
+    feed.frames(topics.JOINT_STATES, _stamps(10.0, 10.5, 0.01))
+    feed.start({"episode_id": 2, "start_time": 10.55})
+    for _ in range(int(CLOSE_GRACE / 0.2) + 2):         # the recorder's timer, running; no result comes
+        feed.wall += 0.2
+        feed.splitter.close_finished()
+    first = next(c for c in feed.splitter.closed if c.episode_id == 1)
     assert not first.complete and first.counts[topics.JOINT_STATES] == 51
-    assert splitter.dropped == 0
+    assert feed.splitter.dropped == 0
 
 
 def test_the_next_episodes_first_messages_wait_for_its_start_while_an_older_bag_is_open(ros, recorder):
@@ -371,47 +345,29 @@ def test_recorded_episode_is_complete_and_round_trips(ros, tmp_path):
 def test_a_recorder_starved_for_seconds_works_through_its_backlog_before_giving_up(tmp_path):
     """The splitter gives up on a stream silent for `grace` seconds of the recorder's own running time: a
     recorder process that did not run for 5 s (a busy machine) finds the images it lacks still queued."""
-    import types
-
     from il_robot import topics
-    from il_robot.data import messages as msg
-    from il_robot.data.bag_writer import EpisodeBagWriter
-    from il_robot.data.episode_splitter import CLOSE_GRACE, EpisodeSplitter
+    from il_robot.data.episode_splitter import CLOSE_GRACE
 
-    wall = [0.0]
-    log = types.SimpleNamespace(info=lambda *a: None, warning=lambda *a: None, error=lambda *a: None)
-    splitter = EpisodeSplitter(lambda info: EpisodeBagWriter(tmp_path / f"ep{info['episode_id']}"), log,
-                               clock=lambda: wall[0])
-    string, image, joints = "std_msgs/msg/String", "sensor_msgs/msg/Image", "sensor_msgs/msg/JointState"
-
-    def send(stamp, topic):
-        m = (msg.image(np.zeros((8, 8, 3), np.uint8), stamp) if topic == topics.IMAGE
-             else msg.joint_state(["j"], [0.0], [0.0], [0.0], stamp))
-        splitter.message(stamp, topic, image if topic == topics.IMAGE else joints, msg.to_ns(stamp),
-                         msg.serialize(m, image if topic == topics.IMAGE else joints))
-
-    info = {"episode_id": 1, "start_time": 10.0}
-    splitter.announce(info, string, msg.to_ns(10.0), msg.serialize(msg.string(json.dumps(info)), string))
-    send(10.0, topics.JOINT_STATES)
-    send(10.0, topics.IMAGE)
-    send(10.1, topics.JOINT_STATES)
-    result = {"episode_id": 1, "duration": 0.1, "published": {topics.IMAGE: 2, topics.JOINT_STATES: 2}}
-    splitter.result(result, string, msg.to_ns(10.1), msg.serialize(msg.string(json.dumps(result)), string))
-    wall[0] += 5.0                      # the recorder did not run; the last image waits in its queue
+    feed = SplitterFeed(tmp_path, image_size=8)
+    splitter = feed.splitter
+    feed.start({"episode_id": 1, "start_time": 10.0})
+    feed.frames(topics.JOINT_STATES, [10.0])
+    feed.frames(topics.IMAGE, [10.0])
+    feed.frames(topics.JOINT_STATES, [10.1])
+    feed.result({"episode_id": 1, "duration": 0.1, "published": {topics.IMAGE: 2, topics.JOINT_STATES: 2}}, 10.1)
+    feed.wall += 5.0                    # the recorder did not run; the last image waits in its queue
     splitter.close_finished()           # its timer fires first
     assert splitter.recordings and not splitter.closed
-    send(10.1, topics.IMAGE)            # the backlog
+    feed.frames(topics.IMAGE, [10.1])   # the backlog
     assert not splitter.recordings and splitter.closed[0].complete
 
     # A stream that really stops is given up after `grace` seconds of the recorder running.
-    info = {"episode_id": 2, "start_time": 11.0}
-    splitter.announce(info, string, msg.to_ns(11.0), msg.serialize(msg.string(json.dumps(info)), string))
-    send(11.0, topics.JOINT_STATES)
-    result = {"episode_id": 2, "duration": 0.1, "published": {topics.IMAGE: 2, topics.JOINT_STATES: 1}}
-    splitter.result(result, string, msg.to_ns(11.1), msg.serialize(msg.string(json.dumps(result)), string))
+    feed.start({"episode_id": 2, "start_time": 11.0})
+    feed.frames(topics.JOINT_STATES, [11.0])
+    feed.result({"episode_id": 2, "duration": 0.1, "published": {topics.IMAGE: 2, topics.JOINT_STATES: 1}}, 11.1)
     ticks = 0
     while splitter.recordings:
-        wall[0] += 0.2                  # the recorder's timer, running
+        feed.wall += 0.2                # the recorder's timer, running
         splitter.close_finished()
         ticks += 1
     assert not splitter.closed[1].complete and CLOSE_GRACE <= ticks * 0.2 <= CLOSE_GRACE + 0.4
