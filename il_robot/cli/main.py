@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
 import sys
 
@@ -45,5 +47,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _exit(code: int) -> None:
+    """A torchrun worker leaves without the interpreter's teardown, its output flushed: gloo's threads can
+    abort that teardown after a finished training ("terminate called without an active exception", seen
+    in CI on a rank that had passed the final barrier and left the process group; pytorch/pytorch#179291)."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
