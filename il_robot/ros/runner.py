@@ -122,11 +122,13 @@ def run_node(node_cls, args=None, errors: tuple = (), executor_cls=SingleThreade
     try:
         if interrupts.count:
             return 0
+        # The executor before the node: a Ctrl-C right after the node says it is ready (launch tests do
+        # that) found the executor half built on a context going down, and its __del__ printed tracebacks.
+        executor = executor_cls()   # (rclpy's EventsExecutor spun at 100 % CPU here and stopped answering)
         node = node_cls(**node_kwargs)
         if interrupts.count or not rclpy.ok():
-            return 0   # Ctrl-C while the node was built: no executor on a context that is gone
+            return 0   # Ctrl-C while the node was built: no spinning on a context that is gone
         _realtime(node)
-        executor = executor_cls()   # (rclpy's EventsExecutor spun at 100 % CPU here and stopped answering)
         executor.add_node(node)
         # Nodes that must not wait behind this one's callbacks get an executor thread each.
         for extra in getattr(node, "extra_nodes", lambda: [])():
