@@ -7,14 +7,10 @@ import numpy as np
 
 from il_robot import topics
 from il_robot.data import messages as m
+from il_robot.data.bag_format import MSGTYPES
 from il_robot.data.bag_writer import EpisodeBagWriter
 from il_robot.data.episode_splitter import EpisodeSplitter
 from il_robot.robot.panda_like import JOINT_NAMES
-
-STRING = "std_msgs/msg/String"
-IMAGE = "sensor_msgs/msg/Image"
-JOINT_STATE = "sensor_msgs/msg/JointState"
-TWIST = "geometry_msgs/msg/TwistStamped"
 
 QUIET = types.SimpleNamespace(info=lambda *a: None, warning=lambda *a: None, error=lambda *a: None)
 
@@ -29,25 +25,30 @@ class SplitterFeed:
         self.splitter = EpisodeSplitter(lambda info: EpisodeBagWriter(root / f"ep{info['episode_id']}"), log,
                                         clock=lambda: self.wall)
 
-    def send(self, stamp: float, topic: str, msgtype: str, message) -> None:
+    def send(self, stamp: float, topic: str, message) -> None:
+        """A stream message, typed as the recorder's topic list types it."""
+        msgtype = MSGTYPES[topic]
         self.splitter.message(stamp, topic, msgtype, m.to_ns(stamp), m.serialize(message, msgtype))
 
     def frames(self, topic: str, stamps) -> None:
         """Joint states or camera images at these stamps."""
         for t in stamps:
             if topic == topics.IMAGE:
-                self.send(t, topic, IMAGE, m.image(np.zeros((self.image_size, self.image_size, 3), np.uint8), t))
+                self.send(t, topic, m.image(np.zeros((self.image_size, self.image_size, 3), np.uint8), t))
             else:
-                self.send(t, topic, JOINT_STATE, m.joint_state(JOINT_NAMES, np.zeros(7), np.zeros(7), np.zeros(7), t))
+                zeros = np.zeros(len(JOINT_NAMES))
+                self.send(t, topic, m.joint_state(JOINT_NAMES, zeros, zeros, zeros, t))
 
     def start(self, info: dict) -> None:
         """The simulator's /sim/episode announcement."""
-        self.splitter.announce(info, STRING, m.to_ns(info.get("start_time", 0.0)), self._string(info))
+        self.splitter.announce(info, MSGTYPES[topics.EPISODE], m.to_ns(info.get("start_time", 0.0)),
+                               self._string(info, topics.EPISODE))
 
     def result(self, info: dict, stamp: float = 0.0) -> None:
         """The episode's result."""
-        self.splitter.result(info, STRING, m.to_ns(stamp), self._string(info))
+        self.splitter.result(info, MSGTYPES[topics.EPISODE_RESULT], m.to_ns(stamp),
+                             self._string(info, topics.EPISODE_RESULT))
 
     @staticmethod
-    def _string(info: dict) -> bytes:
-        return m.serialize(m.string(json.dumps(info)), STRING)
+    def _string(info: dict, topic: str) -> bytes:
+        return m.serialize(m.string(json.dumps(info)), MSGTYPES[topic])

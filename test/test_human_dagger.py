@@ -444,7 +444,7 @@ def test_the_recorder_awaits_the_last_frames_correction_while_the_operator_holds
     the bag waits for it when the frame before had one, and does not when the operator had let go."""
     from il_robot import topics
     from il_robot.data import messages as msg
-    from splitter_feed import TWIST, SplitterFeed
+    from splitter_feed import SplitterFeed
 
     feed = SplitterFeed(tmp_path, image_size=8)
     splitter = feed.splitter
@@ -452,13 +452,13 @@ def test_the_recorder_awaits_the_last_frames_correction_while_the_operator_holds
     frames = [10.0, 10.05, 10.1]
     for i, t in enumerate(frames):
         feed.frames(topics.IMAGE, [t])
-        feed.send(t, topics.TIP_VELOCITY, TWIST, msg.twist_stamped(OPERATOR_V, t))
+        feed.send(t, topics.TIP_VELOCITY, msg.twist_stamped(OPERATOR_V, t))
         if i == 0 or i == 1 and held_to_the_end:
-            feed.send(t, topics.CORRECTION, TWIST, msg.twist_stamped(OPERATOR_V, t))
+            feed.send(t, topics.CORRECTION, msg.twist_stamped(OPERATOR_V, t))
     feed.result({"episode_id": 1, "duration": 0.1, "published": {topics.IMAGE: 3}}, 10.1)
     if held_to_the_end:
         assert splitter.recordings and not splitter.closed     # the last frame's correction is awaited
-        feed.send(10.1, topics.CORRECTION, TWIST, msg.twist_stamped(OPERATOR_V, 10.1))
+        feed.send(10.1, topics.CORRECTION, msg.twist_stamped(OPERATOR_V, 10.1))
     assert not splitter.recordings and splitter.closed[0].complete
     assert splitter.closed[0].counts[topics.CORRECTION] == (3 if held_to_the_end else 1)
 
