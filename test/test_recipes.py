@@ -13,7 +13,7 @@ from il_robot.recipes.spec import RecipeError, find_recipe, load_recipe, parse_r
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (training extras)")
-RECIPES = ("tecnet", "tecnet-tiny", "tecnet-wide", "tecnet-demos-only", "planet", "planet-tiny")
+RECIPES = ("tecnet", "tecnet-tiny", "tecnet-demos-only", "planet", "planet-tiny")
 
 
 def recipe(stages: dict, model: str = "tecnet") -> dict:
