@@ -258,6 +258,16 @@ def test_alignment_holds_missing_actions_and_drops_frames_before_the_first(tmp_p
     np.testing.assert_array_equal(ep.frames.qd, -w["q"][latest])
 
 
+def test_a_re_sent_frame_is_one_training_frame(tmp_path):
+    # A lockstep simulator re-sends a frame it got no answer to: the bag holds it twice, the episode once.
+    stamps = 2.0 + 0.05 * np.array([0, 1, 2, 2, 3, 4])
+    w = write_synthetic(tmp_path / "ep", frames=6, image_stamps=stamps)
+    ep = load_episode(tmp_path / "ep")
+    np.testing.assert_allclose(ep.frames.t, 0.05 * np.arange(5), atol=1e-9)
+    assert np.array_equal(ep.frames.image, w["rgb"][[0, 1, 2, 4, 5]]) and ep.frames.dropped_frames == 0
+    assert check_bag(tmp_path / "ep") == []
+
+
 def test_joint_order_is_matched_by_name(tmp_path):
     w = write_synthetic(tmp_path / "ep", joints=list(reversed(JOINTS)))
     ep = load_episode(tmp_path / "ep")

@@ -199,8 +199,12 @@ def decode_rgb(msg) -> np.ndarray:
 
 
 def images(contents: BagContents) -> Images:
+    """The camera frames, each stamp once: a lockstep simulator re-sends an unanswered step's frame,
+    and the bag keeps both copies of what is one frame."""
     msgs = contents.msgs(topics.IMAGE)
     stamp = np.array([messages.stamp_ns(m.header.stamp) for m in msgs], np.int64)
+    first = np.r_[True, stamp[1:] != stamp[:-1]] if stamp.size else np.zeros(0, bool)
+    msgs, stamp = [m for m, k in zip(msgs, first) if k], stamp[first]
     frames = []
     for i, m in enumerate(msgs):
         try:

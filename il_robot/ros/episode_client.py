@@ -41,7 +41,9 @@ class EpisodeClient(Node):
         self._results: dict[int, dict] = {}
         self._cv = threading.Condition()
         self._action_stamps: list[float] = []
-        self._frames: list[tuple[float, object]] = []
+        # Camera frames by stamp (ns): lockstep re-sends an unanswered step's frame with the step's state,
+        # and a re-sent frame is the same frame, not one more in the video.
+        self._frames: dict[int, object] = {}
         self.create_subscription(String, topics.EPISODE_RESULT, self._on_result, LATCHED)
         self._watched = [self.create_subscription(TwistStamped, topics.TIP_VELOCITY, self._on_action, 100)]
         self._record_frames = record_frames
@@ -69,8 +71,14 @@ class EpisodeClient(Node):
             self.get_logger().error(f"video: skipped a frame: {err}", throttle_duration_sec=2.0)
             return
         with self._cv:
-            self._frames.append((conv.from_time(msg.header.stamp), frame))
+            self._frames.setdefault(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, frame)
             self._cv.notify_all()
+
+    def frames_between(self, start: float, end: float) -> list:
+        """The frames heard stamped in [start, end) s, in stamp order, each stamp once."""
+        with self._cv:
+            stamps = sorted(s for s in self._frames if start - 1e-9 <= s * 1e-9 < end - 1e-9)
+            return [self._frames[s] for s in stamps]
 
     def _call(self, client, request, timeout: float):
         deadline = time.monotonic() + timeout
@@ -151,13 +159,12 @@ class EpisodeClient(Node):
             def last_period_in() -> bool:
                 actions_in = bool(self._action_stamps) and max(self._action_stamps) >= end - LAST_PERIOD
                 frames_in = not self._record_frames or (
-                    bool(self._frames) and max(s for s, _ in self._frames) >= end - LAST_PERIOD)
+                    bool(self._frames) and max(self._frames) * 1e-9 >= end - LAST_PERIOD)
                 return actions_in and frames_in
 
             self._cv.wait_for(last_period_in, ACTION_GRACE)
             result["policy_ticks"] = sum(start - 1e-9 <= s < end - 1e-9 for s in set(self._action_stamps))
-            result["frames"] = [f for s, f in sorted(self._frames, key=lambda sf: sf[0])
-                                if start - 1e-9 <= s < end - 1e-9]
+        result["frames"] = self.frames_between(start, end)
         return result
 
 
