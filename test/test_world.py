@@ -5,7 +5,7 @@ import pytest
 
 from il_robot.policies.scripted import ScriptedPusher
 from il_robot.rollout import InProcessStack
-from il_robot.sim.tasks import GOAL_XY, draw_positions, make_task, task_set
+from il_robot.sim.tasks import GOAL_XY, TASK_SET_SIZES, draw_positions, make_task, task_set
 from il_robot.sim.world import PushingWorld
 
 
@@ -13,7 +13,7 @@ def test_task_sets_are_reproducible_and_disjoint():
     assert make_task("train", 5) == make_task("train", 5)
     train = {(t.target, t.distractor) for t in task_set("train")}
     heldout = {(t.target, t.distractor) for t in task_set("heldout")}
-    assert len(train) == 400 and not train & heldout
+    assert len(train) == TASK_SET_SIZES["train"] == 600 and not train & heldout
     with pytest.raises(ValueError, match="unknown task set"):
         make_task("test", 0)
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 TASK_SET_SEEDS = {"train": 1000, "val": 2000, "heldout": 3000}
-TASK_SET_SIZES = {"train": 400, "val": 20, "heldout": 50}
+TASK_SET_SIZES = {"train": 600, "val": 20, "heldout": 50}
 MAX_SEED = 2**63 - 1   # episode seeds: any non-negative int64 (a ROS integer parameter; numpy takes any)
 SHAPES = ("box", "cylinder")
 
