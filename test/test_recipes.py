@@ -64,6 +64,34 @@ def test_dagger_rounds_are_numbered_by_their_order_in_the_recipe():
     assert [r.dagger_round(n) for n in daggers] == list(range(1, len(daggers) + 1))
 
 
+def test_dagger_rounds_are_written_out_as_rounds_and_fine_tunes(tmp_path):
+    """One `dagger-rounds` stage stands for dagger-1, ft-1, dagger-2, ft-2, ...: each round driven by the
+    model before, each fine-tune from that model on all rounds so far; a select stage may name it."""
+    base = {"demos": RECORD, "data": {"kind": "dataset", "demos": "demos"},
+            "bc": {"kind": "train", "dataset": "data", "steps": 5}}
+    rounds = {"kind": "dagger-rounds", "count": 3, "dataset": "data", "model": "bc", "labeller": "phased",
+              "finetune": {"steps": 7, "set": {"optim.lr": 0.0001}}}
+    select = {"kind": "select", "candidates": ["bc", "rounds"], "demos": "demos"}
+    r = parse_recipe(recipe({**base, "rounds": rounds, "select": select}), tmp_path / "r.yaml")
+    assert [s.name for s in r.stages] == ["demos", "data", "bc", "dagger-1", "ft-1", "dagger-2", "ft-2",
+                                          "dagger-3", "ft-3", "select"]
+    assert [r.stage(f"dagger-{i}")["model"] for i in (1, 2, 3)] == ["bc", "ft-1", "ft-2"]
+    assert all(r.stage(f"dagger-{i}")["labeller"] == "phased" for i in (1, 2, 3))
+    ft3 = r.stage("ft-3")
+    assert ft3["init_from"] == "ft-2" and ft3["rounds"] == ["dagger-1", "dagger-2", "dagger-3"]
+    assert ft3["steps"] == 7 and ft3["set"] == {"optim.lr": 0.0001} and ft3["dataset"] == "data"
+    assert r.stage("select")["candidates"] == ["bc", "ft-1", "ft-2", "ft-3"]
+
+    for bad, match in (({**rounds, "count": 0}, "count must be"),
+                       ({**rounds, "finetune": {"stpes": 7}}, r"unknown key\(s\) \['stpes'\]"),
+                       ({**rounds, "modle": "bc"}, r"unknown key\(s\) \['modle'\]")):
+        with pytest.raises(RecipeError, match=match):
+            parse_recipe(recipe({**base, "rounds": bad}), tmp_path / "r.yaml")
+    clash = {**base, "ft-1": {"kind": "train", "dataset": "data", "steps": 1}, "rounds": rounds}
+    with pytest.raises(RecipeError, match="already a stage 'ft-1'"):
+        parse_recipe(recipe(clash), tmp_path / "r.yaml")
+
+
 def test_a_done_stage_with_other_settings_is_refused(tmp_path):
     """Resuming with an edited recipe must not mix a stage done one way with later stages done another."""
     path = tmp_path / "r.yaml"

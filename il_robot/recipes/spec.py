@@ -2,7 +2,8 @@
 
 A typo in a recipe must fail before an hour of work, not be ignored, so every stage kind declares
 its keys, and references between stages (a train stage's dataset, a DAgger stage's model) must name
-an earlier stage of the right kind.
+an earlier stage of the right kind. One compound kind, `dagger-rounds`, stands for the DAgger rounds
+and fine-tunes that alternate; it is written out into plain stages as it is read.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ REFERENCES = {  # kind -> {key: kinds it may name}
     "eval": {"model": MODEL_KINDS, "demos": ("record",)},
     "package": {"model": MODEL_KINDS, "demos": ("record",), "evals": ("eval",)},
 }
+
+
+# `count` DAgger rounds, each followed by a fine-tune, as if written out: dagger-1 (the `model` drives),
+# ft-1 (from `model`, on round 1), dagger-2 (ft-1 drives), ft-2 (from ft-1, on rounds 1-2), ... A select
+# stage's candidates may name the compound stage for all its fine-tunes.
+ROUNDS_KIND = "dagger-rounds"
+ROUNDS_KEYS = {"count": REQUIRED, "finetune": REQUIRED, **STAGE_KEYS["dagger"]}
+FINETUNE_KEYS = {"steps": None, "config": "", "set": {}}   # the train keys a fine-tune of the rounds may set
 
 
 class RecipeError(ValueError):
@@ -104,6 +113,26 @@ def _check_for_model(model: str, kind: str, settings: dict, raw: dict, where: st
         raise RecipeError(f"{where}: DAgger rounds are for tecnet recipes")
 
 
+def _written_out(name: str, raw: dict, where: str) -> list[tuple[str, dict]]:
+    """A `dagger-rounds` stage as the plain stages it stands for (any other stage as itself)."""
+    if raw.get("kind") != ROUNDS_KIND:
+        return [(name, raw)]
+    s = _filled(ROUNDS_KEYS, {k: v for k, v in raw.items() if k != "kind"}, f"{where} ({ROUNDS_KIND})")
+    if not isinstance(s["count"], int) or isinstance(s["count"], bool) or s["count"] < 1:
+        raise RecipeError(f"{where}: count must be a whole number of rounds >= 1, got {s['count']!r}")
+    if not isinstance(s["finetune"], dict):
+        raise RecipeError(f"{where}: finetune is a mapping of {sorted(FINETUNE_KEYS)}")
+    finetune = _filled(FINETUNE_KEYS, s["finetune"], f"{where} finetune")
+    dagger = {k: s[k] for k in STAGE_KEYS["dagger"]}
+    stages, model = [], s["model"]
+    for i in range(1, s["count"] + 1):
+        stages.append((f"dagger-{i}", {"kind": "dagger", **dagger, "model": model}))
+        stages.append((f"ft-{i}", {"kind": "train", "dataset": s["dataset"], "init_from": model,
+                                   "rounds": [f"dagger-{k}" for k in range(1, i + 1)], **finetune}))
+        model = f"ft-{i}"
+    return stages
+
+
 def parse_recipe(values: dict, path: Path) -> Recipe:
     if not isinstance(values, dict):
         raise RecipeError(f"{path}: a recipe is a mapping with model, description and stages")
@@ -118,13 +147,25 @@ def parse_recipe(values: dict, path: Path) -> Recipe:
         raise RecipeError(f"{path}: stages must be a non-empty mapping name -> settings")
     recipe = Recipe(Path(path), model, str(values.get("description", "")).strip())
     seen: dict[str, str] = {}
+    compounds: dict[str, list[str]] = {}    # a dagger-rounds stage -> its fine-tunes
+    written_out = []
     for name, raw in stages_in.items():
         where = f"{path}: stage {name!r}"
-        if not isinstance(raw, dict) or raw.get("kind") not in STAGE_KEYS:
-            raise RecipeError(f"{where}: needs kind: one of {sorted(STAGE_KEYS)}")
+        if not isinstance(raw, dict) or raw.get("kind") not in (*STAGE_KEYS, ROUNDS_KIND):
+            raise RecipeError(f"{where}: needs kind: one of {sorted((*STAGE_KEYS, ROUNDS_KIND))}")
+        stages = _written_out(str(name), raw, where)
+        if raw["kind"] == ROUNDS_KIND:
+            compounds[str(name)] = [n for n, r in stages if r["kind"] == "train"]
+        written_out += [(n, r, where if n == name else f"{where} ({n})") for n, r in stages]
+    for name, raw, where in written_out:
         if not str(name).replace("-", "").replace("_", "").isalnum():
             raise RecipeError(f"{where}: a stage name is letters, digits, - and _ (it names a directory)")
+        if name in seen or name in compounds:
+            raise RecipeError(f"{where}: there is already a stage {name!r} (a dagger-rounds stage's rounds are "
+                              "named dagger-1, ft-1, dagger-2, ...)")
         kind = raw["kind"]
+        if kind == "select" and raw.get("candidates"):
+            raw = {**raw, "candidates": [c for n in _names(raw["candidates"]) for c in compounds.get(n, [n])]}
         settings = _filled(STAGE_KEYS[kind], {k: v for k, v in raw.items() if k != "kind"}, f"{where} ({kind})")
         for key, kinds in REFERENCES.get(kind, {}).items():
             for ref in _names(settings[key]):
