@@ -81,6 +81,7 @@ def test_dagger_rounds_are_written_out_as_rounds_and_fine_tunes(tmp_path):
     assert ft3["init_from"] == "ft-2" and ft3["rounds"] == ["dagger-1", "dagger-2", "dagger-3"]
     assert ft3["steps"] == 7 and ft3["set"] == {"optim.lr": 0.0001} and ft3["dataset"] == "data"
     assert r.stage("select")["candidates"] == ["bc", "ft-1", "ft-2", "ft-3"]
+    assert r.compounds == {"rounds": ["dagger-1", "ft-1", "dagger-2", "ft-2", "dagger-3", "ft-3"]}
 
     for bad, match in (({**rounds, "count": 0}, "count must be"),
                        ({**rounds, "finetune": {"stpes": 7}}, r"unknown key\(s\) \['stpes'\]"),

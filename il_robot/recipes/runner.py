@@ -46,6 +46,7 @@ def run_recipe(recipe_path: str | Path, run_dir: str | Path, device: str = "cpu"
     """`nproc_per_node` > 1: the training stages run on that many processes under torchrun (TecNet only)."""
     recipe = load_recipe(recipe_path)
     run = Path(run_dir)
+    until = recipe.compounds.get(until, [until])[-1]   # a dagger-rounds stage: its last fine-tune
     if until is not None and until not in {s.name for s in recipe.stages}:
         raise ValueError(f"--until {until!r}: no such stage in {recipe.path}")
     if nproc_per_node < 1 or (nproc_per_node > 1 and recipe.model != "tecnet"):

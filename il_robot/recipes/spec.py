@@ -71,6 +71,7 @@ class Recipe:
     model: str
     description: str
     stages: list[Stage] = field(default_factory=list)
+    compounds: dict[str, list[str]] = field(default_factory=dict)   # a dagger-rounds stage -> the stages it stands for
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -155,6 +156,7 @@ def parse_recipe(values: dict, path: Path) -> Recipe:
             raise RecipeError(f"{where}: needs kind: one of {sorted((*STAGE_KEYS, ROUNDS_KIND))}")
         stages = _written_out(str(name), raw, where)
         if raw["kind"] == ROUNDS_KIND:
+            recipe.compounds[str(name)] = [n for n, _ in stages]
             compounds[str(name)] = [n for n, r in stages if r["kind"] == "train"]
         written_out += [(n, r, where if n == name else f"{where} ({n})") for n, r in stages]
     for name, raw, where in written_out:
