@@ -21,6 +21,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from il_robot import topics
+from il_robot.data.messages import stamp_ns, to_ns
 from il_robot.ros import conversions as conv
 from il_robot.ros.latched import LATCHED
 
@@ -71,14 +72,14 @@ class EpisodeClient(Node):
             self.get_logger().error(f"video: skipped a frame: {err}", throttle_duration_sec=2.0)
             return
         with self._cv:
-            self._frames.setdefault(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, frame)
+            self._frames.setdefault(stamp_ns(msg.header.stamp), frame)
             self._cv.notify_all()
 
     def frames_between(self, start: float, end: float) -> list:
         """The frames heard stamped in [start, end) s, in stamp order, each stamp once."""
+        lo, hi = to_ns(start - 1e-9), to_ns(end - 1e-9)
         with self._cv:
-            stamps = sorted(s for s in self._frames if start - 1e-9 <= s * 1e-9 < end - 1e-9)
-            return [self._frames[s] for s in stamps]
+            return [self._frames[s] for s in sorted(s for s in self._frames if lo <= s < hi)]
 
     def _call(self, client, request, timeout: float):
         deadline = time.monotonic() + timeout
