@@ -82,8 +82,22 @@ def test_dagger_rounds_are_written_out_as_rounds_and_fine_tunes(tmp_path):
     assert ft3["steps"] == 7 and ft3["set"] == {"optim.lr": 0.0001} and ft3["dataset"] == "data"
     assert r.stage("select")["candidates"] == ["bc", "ft-1", "ft-2", "ft-3"]
     assert r.compounds == {"rounds": ["dagger-1", "ft-1", "dagger-2", "ft-2", "dagger-3", "ft-3"]}
+    latest = parse_recipe(recipe({**base, "rounds": {**rounds, "finetune": {"steps": 7, "latest_rounds": 2}}}),
+                          tmp_path / "r.yaml")
+    assert [latest.stage(f"ft-{i}")["rounds"] for i in (1, 2, 3)] == [
+        ["dagger-1"], ["dagger-1", "dagger-2"], ["dagger-2", "dagger-3"]]
+    assert "latest_rounds" not in latest.stage("ft-3").settings   # a fine-tune stage is a plain train stage
+    polish = {"kind": "dagger-rounds", "count": 2, "dataset": "data", "model": "ft-3",
+              "finetune": {"steps": 3, "latest_rounds": 3}}
+    two = parse_recipe(recipe({**base, "rounds": rounds, "polish": polish,
+                               "select": {**select, "candidates": ["polish"]}}), tmp_path / "r.yaml")
+    assert two.compounds["polish"] == ["dagger-4", "ft-4", "dagger-5", "ft-5"]   # numbered on
+    assert two.stage("dagger-4")["model"] == "ft-3" and two.dagger_round("dagger-5") == 5
+    assert two.stage("ft-5")["rounds"] == ["dagger-3", "dagger-4", "dagger-5"]
+    assert two.stage("select")["candidates"] == ["ft-4", "ft-5"]
 
     for bad, match in (({**rounds, "count": 0}, "count must be"),
+                       ({**rounds, "finetune": {"latest_rounds": -1}}, "latest_rounds must be"),
                        ({**rounds, "finetune": {"stpes": 7}}, r"unknown key\(s\) \['stpes'\]"),
                        ({**rounds, "modle": "bc"}, r"unknown key\(s\) \['modle'\]")):
         with pytest.raises(RecipeError, match=match):

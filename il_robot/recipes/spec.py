@@ -44,11 +44,14 @@ REFERENCES = {  # kind -> {key: kinds it may name}
 
 
 # `count` DAgger rounds, each followed by a fine-tune, as if written out: dagger-1 (the `model` drives),
-# ft-1 (from `model`, on round 1), dagger-2 (ft-1 drives), ft-2 (from ft-1, on rounds 1-2), ... A select
-# stage's candidates may name the compound stage for all its fine-tunes.
+# ft-1 (from `model`, on round 1), dagger-2 (ft-1 drives), ft-2 (from ft-1, on rounds 1-2), ... Rounds are
+# numbered on from the recipe's earlier DAgger rounds, so a second such stage goes on at dagger-6. With
+# `finetune: {latest_rounds: K}` a fine-tune learns from the latest K rounds only (0: every round so far),
+# the rounds of its own, better driver. A select stage's candidates may name the compound stage for all
+# its fine-tunes.
 ROUNDS_KIND = "dagger-rounds"
 ROUNDS_KEYS = {"count": REQUIRED, "finetune": REQUIRED, **STAGE_KEYS["dagger"]}
-FINETUNE_KEYS = {"steps": None, "config": "", "set": {}}   # the train keys a fine-tune of the rounds may set
+FINETUNE_KEYS = {"steps": None, "config": "", "set": {}, "latest_rounds": 0}   # what a fine-tune of the rounds may set
 
 
 class RecipeError(ValueError):
@@ -114,7 +117,7 @@ def _check_for_model(model: str, kind: str, settings: dict, raw: dict, where: st
         raise RecipeError(f"{where}: DAgger rounds are for tecnet recipes")
 
 
-def _written_out(name: str, raw: dict, where: str) -> list[tuple[str, dict]]:
+def _written_out(name: str, raw: dict, where: str, rounds_before: int) -> list[tuple[str, dict]]:
     """A `dagger-rounds` stage as the plain stages it stands for (any other stage as itself)."""
     if raw.get("kind") != ROUNDS_KIND:
         return [(name, raw)]
@@ -124,12 +127,17 @@ def _written_out(name: str, raw: dict, where: str) -> list[tuple[str, dict]]:
     if not isinstance(s["finetune"], dict):
         raise RecipeError(f"{where}: finetune is a mapping of {sorted(FINETUNE_KEYS)}")
     finetune = _filled(FINETUNE_KEYS, s["finetune"], f"{where} finetune")
+    latest = finetune.pop("latest_rounds")
+    if not isinstance(latest, int) or isinstance(latest, bool) or latest < 0:
+        raise RecipeError(f"{where}: finetune latest_rounds must be a whole number >= 0 (0: every round), "
+                          f"got {latest!r}")
     dagger = {k: s[k] for k in STAGE_KEYS["dagger"]}
     stages, model = [], s["model"]
-    for i in range(1, s["count"] + 1):
+    for i in range(rounds_before + 1, rounds_before + s["count"] + 1):
+        first = max(1, i - latest + 1) if latest else 1
         stages.append((f"dagger-{i}", {"kind": "dagger", **dagger, "model": model}))
         stages.append((f"ft-{i}", {"kind": "train", "dataset": s["dataset"], "init_from": model,
-                                   "rounds": [f"dagger-{k}" for k in range(1, i + 1)], **finetune}))
+                                   "rounds": [f"dagger-{k}" for k in range(first, i + 1)], **finetune}))
         model = f"ft-{i}"
     return stages
 
@@ -154,7 +162,7 @@ def parse_recipe(values: dict, path: Path) -> Recipe:
         where = f"{path}: stage {name!r}"
         if not isinstance(raw, dict) or raw.get("kind") not in (*STAGE_KEYS, ROUNDS_KIND):
             raise RecipeError(f"{where}: needs kind: one of {sorted((*STAGE_KEYS, ROUNDS_KIND))}")
-        stages = _written_out(str(name), raw, where)
+        stages = _written_out(str(name), raw, where, sum(r["kind"] == "dagger" for _, r, _ in written_out))
         if raw["kind"] == ROUNDS_KIND:
             recipe.compounds[str(name)] = [n for n, _ in stages]
             compounds[str(name)] = [n for n, r in stages if r["kind"] == "train"]
