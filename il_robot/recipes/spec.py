@@ -79,9 +79,18 @@ class Recipe:
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
 
+    def fine_tunes(self, compound: str) -> list[str]:
+        """The fine-tunes a dagger-rounds stage stands for (what a select stage naming it means): it is
+        written out as dagger-N, ft-N pairs."""
+        return self.compounds[compound][1::2]
+
     def dagger_round(self, name: str) -> int:
         """DAgger rounds are numbered by their order in the recipe (1, 2, ...): a stage keeps its round."""
         return [s.name for s in self.stages if s.kind == "dagger"].index(name) + 1
+
+
+def _whole_number(value, lowest: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= lowest
 
 
 def _filled(keys: dict, values: dict, where: str) -> dict:
@@ -122,13 +131,13 @@ def _written_out(name: str, raw: dict, where: str, rounds_before: int) -> list[t
     if raw.get("kind") != ROUNDS_KIND:
         return [(name, raw)]
     s = _filled(ROUNDS_KEYS, {k: v for k, v in raw.items() if k != "kind"}, f"{where} ({ROUNDS_KIND})")
-    if not isinstance(s["count"], int) or isinstance(s["count"], bool) or s["count"] < 1:
+    if not _whole_number(s["count"], 1):
         raise RecipeError(f"{where}: count must be a whole number of rounds >= 1, got {s['count']!r}")
     if not isinstance(s["finetune"], dict):
         raise RecipeError(f"{where}: finetune is a mapping of {sorted(FINETUNE_KEYS)}")
     finetune = _filled(FINETUNE_KEYS, s["finetune"], f"{where} finetune")
     latest = finetune.pop("latest_rounds")
-    if not isinstance(latest, int) or isinstance(latest, bool) or latest < 0:
+    if not _whole_number(latest, 0):
         raise RecipeError(f"{where}: finetune latest_rounds must be a whole number >= 0 (0: every round), "
                           f"got {latest!r}")
     dagger = {k: s[k] for k in STAGE_KEYS["dagger"]}
@@ -156,7 +165,6 @@ def parse_recipe(values: dict, path: Path) -> Recipe:
         raise RecipeError(f"{path}: stages must be a non-empty mapping name -> settings")
     recipe = Recipe(Path(path), model, str(values.get("description", "")).strip())
     seen: dict[str, str] = {}
-    compounds: dict[str, list[str]] = {}    # a dagger-rounds stage -> its fine-tunes
     written_out = []
     for name, raw in stages_in.items():
         where = f"{path}: stage {name!r}"
@@ -165,17 +173,17 @@ def parse_recipe(values: dict, path: Path) -> Recipe:
         stages = _written_out(str(name), raw, where, sum(r["kind"] == "dagger" for _, r, _ in written_out))
         if raw["kind"] == ROUNDS_KIND:
             recipe.compounds[str(name)] = [n for n, _ in stages]
-            compounds[str(name)] = [n for n, r in stages if r["kind"] == "train"]
         written_out += [(n, r, where if n == name else f"{where} ({n})") for n, r in stages]
     for name, raw, where in written_out:
         if not str(name).replace("-", "").replace("_", "").isalnum():
             raise RecipeError(f"{where}: a stage name is letters, digits, - and _ (it names a directory)")
-        if name in seen or name in compounds:
+        if name in seen or name in recipe.compounds:
             raise RecipeError(f"{where}: there is already a stage {name!r} (a dagger-rounds stage's rounds are "
                               "named dagger-1, ft-1, dagger-2, ...)")
         kind = raw["kind"]
         if kind == "select" and raw.get("candidates"):
-            raw = {**raw, "candidates": [c for n in _names(raw["candidates"]) for c in compounds.get(n, [n])]}
+            expanded = [recipe.fine_tunes(n) if n in recipe.compounds else [n] for n in _names(raw["candidates"])]
+            raw = {**raw, "candidates": [c for names in expanded for c in names]}
         settings = _filled(STAGE_KEYS[kind], {k: v for k, v in raw.items() if k != "kind"}, f"{where} ({kind})")
         for key, kinds in REFERENCES.get(kind, {}).items():
             for ref in _names(settings[key]):
