@@ -119,6 +119,20 @@ def test_a_done_stage_with_other_settings_is_refused(tmp_path):
         run_recipe(path, run, echo=False)
 
 
+def test_a_stage_redone_before_done_ones_is_refused(tmp_path):
+    """A stage whose record was deleted to redo it feeds the stages after it: they must not be skipped with what
+    they made from its old output."""
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe({"demos": RECORD, "more": RECORD})))
+    run = tmp_path / "run"
+    (run / "stages").mkdir(parents=True)
+    stages = load_recipe(path).stages
+    (run / "stages" / "more.json").write_text(json.dumps({"kind": "record", "settings": stages[1].settings}))
+    with pytest.raises(ValueError, match="stage 'demos' is to run .* later stages are done from before it .*: more"):
+        run_recipe(path, run, echo=False)
+    assert not (run / "log.txt").exists()                        # refused before any work
+
+
 def test_recipe_excludes_the_single_run_options(tmp_path, capsys):
     code = main(["train", "tecnet", "--recipe", "tecnet-tiny", "--out", str(tmp_path / "r"), "--data", "x"])
     assert code == 2 and "--data: not with --recipe" in capsys.readouterr().err

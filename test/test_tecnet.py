@@ -9,6 +9,7 @@ runtime's preprocessing (frame stacking, NCHW, normalisation) is the training on
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import io
 import json
@@ -595,7 +596,7 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     from il_robot.data.dataset import load_dataset
     from il_robot.learning.tecnet import data
     from il_robot.learning.tecnet.checkpoint import load_checkpoint, model_from_checkpoint
-    from il_robot.learning.tecnet.config import TecNetConfig
+    from il_robot.learning.tecnet.config import TecNetConfig, check_config
     from il_robot.learning.tecnet.train import batch_losses
     from il_robot.learning.tecnet.model import state_layout
     from il_robot.policies.tecnet_state import state_size
@@ -629,6 +630,19 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     losses = batch_losses(model_from_checkpoint(ckpt).train(), {k: torch.from_numpy(v) for k, v in batch.items()},
                           cfg)
     assert losses["correction_control_loss"].item() > 0
+
+    # data.failed_correction_weight: a failed corrective episode is drawn that much likelier than one pushed home
+    ok = sampler.corrections[0][0]
+    failed = dataclasses.replace(ok, key="failed", meta={**ok.meta, "success": False})
+    pool = [dataclasses.replace(ok, meta={**ok.meta, "success": True}), failed]
+    for weight, share in ((1.0, 0.5), (9.0, 0.9)):
+        sampler.cfg.failed_correction_weight = weight
+        assert abs(np.mean(sampler._draw_episodes(pool, 4000) == 1) - share) < 0.03
+    sampler.cfg.failed_correction_weight = 1.0
+    cfg.data.failed_correction_weight = 0.0
+    with pytest.raises(ValueError, match="failed_correction_weight must be > 0"):
+        check_config(cfg)
+    cfg.data.failed_correction_weight = 1.0
 
     # data.correction_rounds: a round the dataset lacks is refused before loading; a listed one is kept,
     # an unlisted one dropped, and demos are never filtered by it

@@ -28,7 +28,7 @@ def _stage_record(run: Path, name: str) -> Path:
 
 def _done_stages(run: Path, recipe: Recipe) -> dict[str, dict]:
     """The records of the stages finished in RUN. A finished stage is only skipped if the recipe still asks
-    for exactly what it did."""
+    for exactly what it did, and if no stage before it is to run again (its input would have changed)."""
     done = {}
     for stage in recipe.stages:
         path = _stage_record(run, stage.name)
@@ -38,6 +38,13 @@ def _done_stages(run: Path, recipe: Recipe) -> dict[str, dict]:
                 raise ValueError(f"{run}: stage {stage.name!r} was done with other settings than the recipe's now "
                                  f"({path}); use another --out, or delete {run / stage.name} and {path} to redo it")
             done[stage.name] = record
+    names = [stage.name for stage in recipe.stages]
+    todo = [name for name in names if name not in done]
+    later = [name for name in names[names.index(todo[0]) + 1:] if name in done] if todo else []
+    if later:
+        raise ValueError(f"{run}: stage {todo[0]!r} is to run (again), but later stages are done from before it and "
+                         f"would be skipped with stale inputs: {', '.join(later)}; delete their directories and "
+                         f"records ({run / 'stages'}/NAME.json) too, or use another --out")
     return done
 
 

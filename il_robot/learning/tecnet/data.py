@@ -45,6 +45,8 @@ class DataConfig:
                                       # what names it; 0 = off
     val_timesteps_per_demo: int = 20  # evenly spaced control samples per val query demo
     corrections_per_task: int = 8   # control samples per task and batch from its corrective (DAgger) episodes
+    failed_correction_weight: float = 1.0  # how much likelier a corrective episode the learner failed is drawn
+    # than one it pushed home (1 = alike): most of a failed episode is the states it could not get out of
     control_weights: dict[str, float] = field(default_factory=dict)  # skill -> weight of its demos'
     # actions in the control loss (missing skills: 1); every demo still trains the embedding
     correction_rounds: list[int] = field(default_factory=list)  # DAgger rounds whose corrective episodes
@@ -268,6 +270,13 @@ class TaskBatchSampler:
         frames = self.frames[demo.key]
         return frames[self.rng.integers(0, len(frames), k)]
 
+    def _draw_episodes(self, pool: list[Demo], c: int) -> np.ndarray:
+        w = self.cfg.failed_correction_weight
+        if w == 1.0:    # the draw every earlier run made, so they reproduce
+            return self.rng.integers(0, len(pool), c)
+        p = np.array([1.0 if e.meta.get("success", True) else w for e in pool])
+        return self.rng.choice(len(pool), c, p=p / p.sum())
+
     def _corrections(self, picked: np.ndarray, turns: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
         c = self.cfg.corrections_per_task
         have = np.array([i for i, task in enumerate(picked) if self.corrections[task]], int)
@@ -275,7 +284,7 @@ class TaskBatchSampler:
             return {}
         pools, turns = [self.corrections[picked[i]] for i in have], turns[have]
         rng = self.rng
-        episodes = [pool[j] for pool in pools for j in rng.integers(0, len(pool), c)]
+        episodes = [pool[j] for pool in pools for j in self._draw_episodes(pool, c)]
         steps = [int(self._draw(e, 1)[0]) for e in episodes]
         images = np.stack([e.images[t] for e, t in zip(episodes, steps)])
         images = turn_hue(images, np.repeat(turns, c))
