@@ -634,10 +634,12 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
     # data.failed_correction_weight: a failed corrective episode is drawn that much likelier than one pushed home
     ok = sampler.corrections[0][0]
     failed = dataclasses.replace(ok, key="failed", meta={**ok.meta, "success": False})
-    pool = [dataclasses.replace(ok, meta={**ok.meta, "success": True}), failed]
-    for weight, share in ((1.0, 0.5), (9.0, 0.9)):
+    unknown = dataclasses.replace(ok, key="unknown", meta={**ok.meta, "success": None})   # a bag without a result
+    pool = [dataclasses.replace(ok, meta={**ok.meta, "success": True}), failed, unknown]
+    for weight, share in ((1.0, 1 / 3), (8.0, 0.8)):
         sampler.cfg.failed_correction_weight = weight
-        assert abs(np.mean(sampler._draw_episodes(pool, 4000) == 1) - share) < 0.03
+        draws = sampler._draw_episodes(pool, 6000)
+        assert abs(np.mean(draws == 1) - share) < 0.03 and abs(np.mean(draws == 0) - np.mean(draws == 2)) < 0.03
     sampler.cfg.failed_correction_weight = 1.0
     cfg.data.failed_correction_weight = 0.0
     with pytest.raises(ValueError, match="failed_correction_weight must be > 0"):

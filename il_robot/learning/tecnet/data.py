@@ -274,7 +274,7 @@ class TaskBatchSampler:
         w = self.cfg.failed_correction_weight
         if w == 1.0:    # the draw every earlier run made, so they reproduce
             return self.rng.integers(0, len(pool), c)
-        p = np.array([1.0 if e.meta.get("success", True) else w for e in pool])
+        p = np.array([w if e.meta.get("success") is False else 1.0 for e in pool])   # unknown: not failed
         return self.rng.choice(len(pool), c, p=p / p.sum())
 
     def _corrections(self, picked: np.ndarray, turns: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
