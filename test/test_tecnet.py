@@ -641,9 +641,10 @@ def test_dagger_adds_expert_labelled_episodes_that_train_control_only(trained_ru
         draws = sampler._draw_episodes(pool, 6000)
         assert abs(np.mean(draws == 1) - share) < 0.03 and abs(np.mean(draws == 0) - np.mean(draws == 2)) < 0.03
     sampler.cfg.failed_correction_weight = 1.0
-    cfg.data.failed_correction_weight = 0.0
-    with pytest.raises(ValueError, match="failed_correction_weight must be > 0"):
-        check_config(cfg)
+    for bad in (0.0, float("inf"), float("nan")):
+        cfg.data.failed_correction_weight = bad
+        with pytest.raises(ValueError, match="failed_correction_weight must be > 0 and finite"):
+            check_config(cfg)
     cfg.data.failed_correction_weight = 1.0
 
     # data.correction_rounds: a round the dataset lacks is refused before loading; a listed one is kept,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,8 +73,8 @@ def check_config(cfg: TecNetConfig) -> None:
         raise ValueError("train.steps must be at least 1")
     if not 0.0 <= cfg.optim.ema < 1.0:
         raise ValueError("optim.ema must be in [0, 1) (0 = off)")
-    if not d.failed_correction_weight > 0:
-        raise ValueError(f"data.failed_correction_weight must be > 0 (1 = failed and pushed-home episodes alike), "
-                         f"got {d.failed_correction_weight!r}")
+    if not 0 < d.failed_correction_weight < math.inf:
+        raise ValueError(f"data.failed_correction_weight must be > 0 and finite (1 = failed and pushed-home "
+                         f"episodes alike), got {d.failed_correction_weight!r}")
     if not all(isinstance(r, int) and not isinstance(r, bool) for r in d.correction_rounds):
         raise ValueError(f"data.correction_rounds must be a list of round numbers, got {d.correction_rounds!r}")
