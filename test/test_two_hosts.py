@@ -132,6 +132,7 @@ def test_only_the_policy_host_reaches_the_robot_and_only_with_desired_motion(tmp
             procs += senders
             # The policy host's sender is heard (its desired motion), so it is connected and sending...
             listener.wait_for(r'"desired from policy-host": [1-9]\d{2}', 120)
+            listener.wait_for(r'"torque from the controller": [1-9]', 60)   # its own torque path, once matched
             for sender in senders:
                 sender.wait_for(r"^sent [1-9]\d{2}", 60)
             counts = json.loads(listener.lines[-1])
